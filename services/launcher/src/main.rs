@@ -1,0 +1,133 @@
+//! `renkei`: run the whole product on one machine, mint development tokens.
+//!
+//! `renkei up` starts every service of the product in one process, all under
+//! one HTTP address, still talking to each other only over NATS exactly as
+//! separate binaries do. It uses the NATS server at `--nats-url`, or starts a
+//! local `nats-server` with JetStream in the data directory when none answers.
+
+mod local_nats;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use renkei_settings::{Settings, Sources};
+use renkei_web::Role;
+
+#[derive(Parser)]
+#[command(name = "renkei", version, about = "Security coordination for a common platform system")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole product on this machine.
+    Up {
+        /// HTTP address for every service.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Where SQLite files, keys and a local NATS store live.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// NATS to use; started locally when nothing answers there.
+        #[arg(long)]
+        nats_url: Option<String>,
+        /// A PostgreSQL URL instead of the embedded SQLite files.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// A TOML settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print a development token signed with the data directory's key.
+    Token {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// admin, operator, manager, csirt, ciso, central or auditor.
+        #[arg(long, value_parser = parse_role)]
+        role: Vec<Role>,
+        /// The organisation id (absent for an installation admin).
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+        #[arg(long, default_value = "dev-user")]
+        sub: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 24 * 3600)]
+        ttl: u64,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("`{s}` is not a role; use one of {}", all.join(", "))
+    })
+}
+
+fn settings(config: Option<&std::path::Path>, overrides: Vec<(&'static str, Option<String>)>) -> anyhow::Result<Settings> {
+    let overrides = overrides.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+    Ok(Settings::load(&Sources { file: config, overrides, environment: true })?)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Up { listen, data_dir, nats_url, database_url, config } => {
+            let settings = settings(
+                config.as_deref(),
+                vec![
+                    ("http.listen", listen),
+                    ("data_dir", data_dir.map(|d| d.display().to_string())),
+                    ("nats.url", nats_url),
+                    ("database.url", database_url),
+                ],
+            )?;
+            up(settings).await
+        }
+        Command::Token { data_dir, role, org, sub, ttl, config } => {
+            let settings = settings(config.as_deref(), vec![("data_dir", data_dir.map(|d| d.display().to_string()))])?;
+            if role.is_empty() {
+                anyhow::bail!("--role is required");
+            }
+            if org.is_none() && !role.contains(&Role::Admin) {
+                anyhow::bail!("--org is required for every role but admin");
+            }
+            use secrecy::ExposeSecret as _;
+            let key = renkei_web::identity::dev_key(settings.auth.dev_key.expose_secret(), &settings.data_dir)?;
+            let token = renkei_web::TokenIssuer::hs256(&key).issue(&sub, org, &role, ttl)?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{token}");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn up(settings: Settings) -> anyhow::Result<()> {
+    let _telemetry = renkei_telemetry::init(&settings.telemetry, "renkei")?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
+    // Kept alive for the life of the process; stopped when dropped.
+    let _local_nats = local_nats::ensure(&settings).await?;
+    let mut runtime = renkei_web::Runtime::start(&settings, "renkei").await?;
+    let registry =
+        renkei_registry::Registry::start(&settings, runtime.nats.clone(), &mut runtime.tasks, runtime.cancel.clone()).await?;
+    let running = runtime.spawn(&settings, vec![registry.module()])?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!("renkei up: http://{}", running.addr);
+        println!("  services : registry");
+        println!("  nats     : {}", settings.nats.url);
+        println!("  data dir : {}", settings.data_dir.display());
+        println!("  database : {}", if settings.database.url.is_empty() { "SQLite files in the data dir" } else { "PostgreSQL" });
+        println!("  tokens   : renkei token --data-dir {} --role admin", settings.data_dir.display());
+    }
+    tokio::signal::ctrl_c().await.ok();
+    tracing::info!("shutting down");
+    running.stop().await
+}

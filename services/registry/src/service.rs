@@ -1,0 +1,113 @@
+//! The registry as a running service: its state, background tasks (outbox
+//! relay, consumer, query responder) and its part of an HTTP server.
+
+use std::sync::Arc;
+
+use actix_web::web;
+use parking_lot::RwLock;
+use renkei_bus::contracts::registry::BlastRadiusQuery;
+use renkei_bus::subjects::{self, DEMARCATION_STREAM, REGISTRY_STREAM};
+use renkei_bus::{ConsumerSpec, Outbox, consumer::Consumer};
+use renkei_settings::Settings;
+use renkei_store::Db;
+use renkei_web::ServiceModule;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi as _;
+
+use crate::domain::GraphIndex;
+use crate::events::{self, RulesAcceptedHandler};
+use crate::store::{self, migrations::Migrator};
+
+pub const SERVICE: &str = "registry";
+
+/// What every request handler of the registry shares.
+pub struct RegistryState {
+    pub db: Db,
+    pub outbox: Outbox,
+    pub index: Arc<RwLock<GraphIndex>>,
+    pub nats: async_nats::Client,
+}
+
+/// A started registry: state plus its background tasks.
+pub struct Registry {
+    pub state: web::Data<RegistryState>,
+}
+
+impl Registry {
+    /// Migrates, declares streams, builds the index and starts the relay,
+    /// the consumer and the query responder (stopped by `cancel`).
+    pub async fn start(
+        settings: &Settings,
+        nats: async_nats::Client,
+        tasks: &mut JoinSet<()>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Registry> {
+        let url = settings.database_url_for(SERVICE);
+        std::fs::create_dir_all(&settings.data_dir).ok();
+        let db = Db::connect_and_migrate::<Migrator>(&url, SERVICE, settings.database.max_connections).await?;
+        renkei_bus::nats::ensure_streams(&nats, settings.nats.stream_replicas, &[REGISTRY_STREAM, DEMARCATION_STREAM]).await?;
+        let index = Arc::new(RwLock::new(store::load_index(&db).await?));
+        let outbox = Outbox::new(SERVICE);
+
+        tasks.spawn(outbox.relay(db.clone(), nats.clone(), &settings.outbox).run(cancel.clone()));
+
+        let handler = Arc::new(RulesAcceptedHandler { db: db.clone(), outbox: outbox.clone(), index: index.clone() });
+        let spec = ConsumerSpec {
+            stream: DEMARCATION_STREAM,
+            durable: "registry-rules-accepted".into(),
+            filter_subjects: vec![subjects::DEMARCATION_RULES_ACCEPTED.into()],
+        };
+        tasks.spawn(Consumer::new(db.clone(), nats.clone(), spec, handler, Some(outbox.clone())).run(cancel.clone()));
+
+        let query_index = index.clone();
+        let responder = renkei_bus::query::serve::<BlastRadiusQuery, _, _>(
+            nats.clone(),
+            SERVICE,
+            move |q| {
+                let index = query_index.clone();
+                async move { events::answer_blast_radius(&index, &q) }
+            },
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            if let Err(error) = responder.await {
+                tracing::error!(error = %format!("{error:#}"), "blast-radius responder stopped");
+            }
+        });
+
+        Ok(Registry { state: web::Data::new(RegistryState { db, outbox, index, nats }) })
+    }
+
+    pub fn module(&self) -> Arc<dyn ServiceModule> {
+        Arc::new(RegistryModule { state: self.state.clone() })
+    }
+}
+
+struct RegistryModule {
+    state: web::Data<RegistryState>,
+}
+
+#[async_trait::async_trait]
+impl ServiceModule for RegistryModule {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.state.clone());
+        crate::http::routes(cfg);
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        crate::http::ApiDoc::openapi()
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        self.state.db.ping().await.map_err(|e| format!("{e:#}"))?;
+        match self.state.nats.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            other => Err(format!("NATS is {other:?}")),
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The transactional outbox: an event is a row written in the same database
+//! transaction as the change it describes, and a relay publishes it to
+//! JetStream afterwards. A crash between the two only delays the event; a
+//! publish repeated after a crash is dropped by JetStream's de-duplication on
+//! `Nats-Msg-Id` (the event id) and by idempotent consumers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::message::PublishMessage;
+use chrono::Utc;
+use renkei_store::Db;
+use sea_orm::sea_query::{Expr, ExprTrait as _, LockBehavior, LockType};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::envelope::{Envelope, Event};
+use crate::headers::{self, MSG_ID};
+
+/// The `outbox` table.
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub subject: String,
+        /// The whole envelope as JSON: exactly the bytes that are published.
+        #[sea_orm(column_type = "Text")]
+        pub envelope: String,
+        /// Trace context of the request that caused the event, so the relay's
+        /// publish continues that trace.
+        #[sea_orm(column_type = "Text")]
+        pub trace_headers: String,
+        pub created_at: DateTimeUtc,
+        pub published_at: Option<DateTimeUtc>,
+        /// Failed publish rounds, for the backlog dashboards.
+        pub attempts: i32,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Stages events and wakes the relay. Cheap to clone; one per service.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    source: &'static str,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(source: &'static str) -> Outbox {
+        Outbox { source, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Writes `event` into `txn`. It is published once `txn` commits (call
+    /// [`Outbox::commit`] or [`Outbox::wake`] after committing).
+    #[tracing::instrument(skip_all, fields(subject = E::SUBJECT))]
+    pub async fn stage<E: Event, C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        organization_id: Option<Uuid>,
+        event: &E,
+    ) -> Result<Envelope, DbErr> {
+        let envelope = Envelope::new(self.source, organization_id, event).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let carrier = renkei_telemetry::inject(&tracing::Span::current());
+        let row = entity::ActiveModel {
+            id: Set(envelope.id),
+            subject: Set(envelope.subject.clone()),
+            envelope: Set(serde_json::to_string(&envelope).map_err(|e| DbErr::Custom(e.to_string()))?),
+            trace_headers: Set(serde_json::to_string(&carrier).map_err(|e| DbErr::Custom(e.to_string()))?),
+            created_at: Set(envelope.occurred_at),
+            published_at: Set(None),
+            attempts: Set(0),
+        };
+        entity::Entity::insert(row).exec_without_returning(txn).await?;
+        Ok(envelope)
+    }
+
+    /// Commits `txn` and wakes the relay at once (no polling on the path).
+    pub async fn commit(&self, txn: DatabaseTransaction) -> Result<(), DbErr> {
+        txn.commit().await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Tells the relay there is something to publish.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The relay that publishes what this outbox stages.
+    pub fn relay(&self, db: Db, client: async_nats::Client, settings: &renkei_settings::OutboxSettings) -> Relay {
+        Relay {
+            db,
+            js: async_nats::jetstream::new(client.clone()),
+            client,
+            wake: self.wake.clone(),
+            sweep: Duration::from_millis(settings.sweep_interval_ms),
+            batch: settings.batch_size,
+        }
+    }
+}
+
+/// Publishes staged events in order. Several replicas may run one each on
+/// PostgreSQL: rows are claimed with `FOR UPDATE SKIP LOCKED`.
+pub struct Relay {
+    db: Db,
+    js: async_nats::jetstream::Context,
+    client: async_nats::Client,
+    wake: Arc<Notify>,
+    sweep: Duration,
+    batch: u64,
+}
+
+/// Published rows are kept this long for inspection, then deleted.
+const RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+impl Relay {
+    /// Runs until `cancel`, publishing after every wake-up and every sweep.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut backoff = Duration::from_millis(50);
+        let mut last_cleanup = std::time::Instant::now();
+        loop {
+            match self.drain().await {
+                Ok(_) => backoff = Duration::from_millis(50),
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), retry_in_ms = backoff.as_millis() as u64, "outbox relay could not publish; will retry");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
+            if last_cleanup.elapsed() > Duration::from_secs(600) {
+                last_cleanup = std::time::Instant::now();
+                if let Err(error) = self.delete_published_before(Utc::now() - RETENTION).await {
+                    tracing::warn!(%error, "outbox clean-up failed");
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.sweep) => {}
+            }
+        }
+    }
+
+    /// Publishes rounds until nothing is left; returns how many were published.
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = self.round().await?;
+            total += n;
+            if n < self.batch as usize {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One batch: claim, publish, await every ack, mark published.
+    async fn round(&self) -> anyhow::Result<usize> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            anyhow::bail!("NATS is not connected");
+        }
+        if self.db.is_postgres() {
+            let txn = self.db.write.begin().await?;
+            let rows = entity::Entity::find()
+                .filter(entity::Column::PublishedAt.is_null())
+                .order_by_asc(entity::Column::Id)
+                .limit(self.batch)
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                .all(&txn)
+                .await?;
+            let outcome = self.publish(&rows).await;
+            self.record(&txn, &rows, &outcome).await?;
+            txn.commit().await?;
+            settle(outcome, rows.len())
+        } else {
+            // SQLite has a single writer: never hold it while waiting on NATS.
+            let rows = entity::Entity::find()
+                .filter(entity::Column::PublishedAt.is_null())
+                .order_by_asc(entity::Column::Id)
+                .limit(self.batch)
+                .all(&self.db.read)
+                .await?;
+            let outcome = self.publish(&rows).await;
+            self.record(&self.db.write, &rows, &outcome).await?;
+            settle(outcome, rows.len())
+        }
+    }
+
+    /// Sends every row, then awaits the acks; `Ok(n)` when all `n` were
+    /// stored by JetStream, else the first failure and how many came before.
+    async fn publish(&self, rows: &[entity::Model]) -> Result<usize, (usize, anyhow::Error)> {
+        let mut pending = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            let carrier: renkei_telemetry::Carrier = serde_json::from_str(&row.trace_headers).unwrap_or_default();
+            let span = tracing::info_span!("outbox.publish", subject = %row.subject, event_id = %row.id);
+            renkei_telemetry::adopt(&span, &carrier);
+            let mut headers = headers::to_headers(&renkei_telemetry::inject(&span));
+            headers.insert(MSG_ID, row.id.to_string().as_str());
+            let message = PublishMessage::build().payload(row.envelope.clone().into_bytes().into()).headers(headers);
+            match self.js.send_publish(row.subject.clone(), message).instrument(span).await {
+                Ok(ack) => pending.push(ack),
+                Err(e) => return Err((i, e.into())),
+            }
+        }
+        for (i, ack) in pending.into_iter().enumerate() {
+            if let Err(e) = ack.await {
+                return Err((i, e.into()));
+            }
+        }
+        Ok(rows.len())
+    }
+
+    /// Marks what was acknowledged as published and counts an attempt on the rest.
+    async fn record<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        rows: &[entity::Model],
+        outcome: &Result<usize, (usize, anyhow::Error)>,
+    ) -> anyhow::Result<()> {
+        let done = match outcome {
+            Ok(n) => *n,
+            Err((n, _)) => *n,
+        };
+        let (published, failed) = rows.split_at(done);
+        if !published.is_empty() {
+            entity::Entity::update_many()
+                .col_expr(entity::Column::PublishedAt, Expr::value(Utc::now()))
+                .filter(entity::Column::Id.is_in(published.iter().map(|r| r.id)))
+                .exec(conn)
+                .await?;
+        }
+        if !failed.is_empty() {
+            entity::Entity::update_many()
+                .col_expr(entity::Column::Attempts, Expr::col(entity::Column::Attempts).add(1))
+                .filter(entity::Column::Id.is_in(failed.iter().map(|r| r.id)))
+                .exec(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_published_before(&self, cutoff: chrono::DateTime<Utc>) -> Result<u64, DbErr> {
+        let res = entity::Entity::delete_many()
+            .filter(entity::Column::PublishedAt.lt(cutoff))
+            .exec(&self.db.write)
+            .await?;
+        Ok(res.rows_affected)
+    }
+}
+
+fn settle(outcome: Result<usize, (usize, anyhow::Error)>, of: usize) -> anyhow::Result<usize> {
+    outcome.map_err(|(done, e)| e.context(format!("publish failed after {done} of {of} events")))
+}
+
+/// How many staged events wait for the relay (readiness and metrics).
+pub async fn backlog<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    entity::Entity::find().filter(entity::Column::PublishedAt.is_null()).count(conn).await
+}

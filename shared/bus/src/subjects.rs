@@ -1,0 +1,69 @@
+//! Every subject, stream and query name on the bus. Code never spells a
+//! subject inline; it names a constant here.
+//!
+//! Events: `<service>.<entity>.<past_tense_verb>`, captured by the producing
+//! service's stream (`<service>.>`). Queries: `query.<service>.<question>`,
+//! outside every stream so request/reply is never captured by JetStream.
+
+/// A JetStream stream and the subjects it captures.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamSpec {
+    pub name: &'static str,
+    pub subjects: &'static [&'static str],
+}
+
+pub const REGISTRY_STREAM: StreamSpec = StreamSpec { name: "REGISTRY", subjects: &["registry.>"] };
+pub const DEMARCATION_STREAM: StreamSpec = StreamSpec { name: "DEMARCATION", subjects: &["demarcation.>"] };
+
+/// Every stream of the product.
+pub const STREAMS: &[StreamSpec] = &[REGISTRY_STREAM, DEMARCATION_STREAM];
+
+// registry
+pub const REGISTRY_ORGANIZATION_REGISTERED: &str = "registry.organization.registered";
+pub const REGISTRY_SYSTEM_REGISTERED: &str = "registry.system.registered";
+pub const REGISTRY_SYSTEM_UPDATED: &str = "registry.system.updated";
+pub const REGISTRY_SYSTEM_LIFECYCLE_CHANGED: &str = "registry.system.lifecycle_changed";
+pub const REGISTRY_LINK_ADDED: &str = "registry.link.added";
+pub const REGISTRY_LINK_REMOVED: &str = "registry.link.removed";
+
+// demarcation
+pub const DEMARCATION_RULES_ACCEPTED: &str = "demarcation.rules.accepted";
+
+// queries
+pub const QUERY_REGISTRY_BLAST_RADIUS: &str = "query.registry.blast_radius";
+
+/// Every event subject, for documentation and tests.
+pub const EVENT_SUBJECTS: &[&str] = &[
+    REGISTRY_ORGANIZATION_REGISTERED,
+    REGISTRY_SYSTEM_REGISTERED,
+    REGISTRY_SYSTEM_UPDATED,
+    REGISTRY_SYSTEM_LIFECYCLE_CHANGED,
+    REGISTRY_LINK_ADDED,
+    REGISTRY_LINK_REMOVED,
+    DEMARCATION_RULES_ACCEPTED,
+];
+
+/// The stream that captures `subject`, if any.
+pub fn stream_for(subject: &str) -> Option<&'static StreamSpec> {
+    STREAMS
+        .iter()
+        .find(|s| s.subjects.iter().any(|p| subject.starts_with(p.trim_end_matches('>'))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_subject_has_three_tokens_and_a_stream() {
+        for subject in EVENT_SUBJECTS {
+            assert_eq!(subject.split('.').count(), 3, "{subject}");
+            assert!(stream_for(subject).is_some(), "{subject} is captured by no stream");
+        }
+    }
+
+    #[test]
+    fn queries_are_never_captured_by_a_stream() {
+        assert!(stream_for(QUERY_REGISTRY_BLAST_RADIUS).is_none());
+    }
+}

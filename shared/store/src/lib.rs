@@ -1,0 +1,100 @@
+//! Database connections, the same way in every service.
+//!
+//! SQLite (the embedded default) runs in WAL mode with foreign keys on, a busy
+//! timeout and full fsync; all writes go through a pool of exactly one
+//! connection so concurrent async writers queue instead of meeting "database
+//! is locked", while reads use their own pool. PostgreSQL (for scale) uses one
+//! pool for both, and each service lives in its own schema, so the four
+//! services can share one database without reading each other's tables.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
+use sea_orm_migration::MigratorTrait;
+
+/// The connections of one service.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// Every write, and every read that must see its own writes.
+    pub write: DatabaseConnection,
+    /// Reads that can run beside writes (the same pool on PostgreSQL).
+    pub read: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects `service` to `url`, creating its PostgreSQL schema if needed.
+    pub async fn connect(url: &str, service: &str, max_connections: u32) -> anyhow::Result<Db> {
+        if url.starts_with("sqlite:") {
+            let write = Database::connect(sqlite_options(url, 1)).await.context("database.url: SQLite could not be opened")?;
+            let read = Database::connect(sqlite_options(url, max_connections))
+                .await
+                .context("database.url: SQLite could not be opened for reading")?;
+            Ok(Db { write, read })
+        } else {
+            let schema = schema_name(service);
+            let bootstrap = Database::connect(ConnectOptions::new(url).max_connections(1).sqlx_logging(false).to_owned())
+                .await
+                .context("database.url: PostgreSQL is not reachable")?;
+            bootstrap
+                .execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .await
+                .with_context(|| format!("schema {schema} could not be created"))?;
+            bootstrap.close().await.ok();
+            let mut options = ConnectOptions::new(url);
+            options
+                .max_connections(max_connections)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .set_schema_search_path(schema)
+                .sqlx_logging(false);
+            let pool = Database::connect(options).await.context("database.url: PostgreSQL is not reachable")?;
+            Ok(Db { write: pool.clone(), read: pool })
+        }
+    }
+
+    /// Connects and brings the schema up to date with `M`'s migrations.
+    pub async fn connect_and_migrate<M: MigratorTrait>(url: &str, service: &str, max_connections: u32) -> anyhow::Result<Db> {
+        let db = Db::connect(url, service, max_connections).await?;
+        M::up(&db.write, None).await.with_context(|| format!("{service}: migrations failed"))?;
+        Ok(db)
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.write.get_database_backend()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.backend() == DatabaseBackend::Postgres
+    }
+
+    /// Readiness: both pools answer.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.read.ping().await.context("database read pool")?;
+        self.write.ping().await.context("database write pool")?;
+        Ok(())
+    }
+}
+
+/// The PostgreSQL schema of a service.
+pub fn schema_name(service: &str) -> String {
+    service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}
+
+fn sqlite_options(url: &str, max_connections: u32) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+                .create_if_missing(true)
+        });
+    options
+}

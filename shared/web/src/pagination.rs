@@ -1,0 +1,87 @@
+//! Cursor pagination with a capped page size. Lists come back as
+//! `{"items": [...], "next": cursor-or-null}`; the cursor is the id of the
+//! last item (UUIDv7 ids sort by creation).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+pub const DEFAULT_PAGE: u64 = 100;
+pub const MAX_PAGE: u64 = 1_000;
+
+/// Raw paging parameters from the query string (strings, so that a bad value
+/// is reported with its name instead of a generic parse error).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<String>,
+    /// The `next` value of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Validated paging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u64,
+    pub after: Option<Uuid>,
+}
+
+impl PageParams {
+    pub fn page(&self) -> Result<Page, ApiError> {
+        let limit = match self.limit.as_deref() {
+            None | Some("") => DEFAULT_PAGE,
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+                _ => return Err(ApiError::invalid("limit", format!("must be a whole number from 1 to {MAX_PAGE}"))),
+            },
+        };
+        let after = match self.cursor.as_deref() {
+            None | Some("") => None,
+            Some(raw) => Some(Uuid::parse_str(raw).map_err(|_| ApiError::invalid("cursor", "is not a cursor this API returned"))?),
+        };
+        Ok(Page { limit, after })
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Paginated<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+impl<T> Paginated<T> {
+    /// Builds a page from up to `page.limit + 1` rows fetched in id order.
+    pub fn from_rows(mut rows: Vec<T>, page: Page, id: impl Fn(&T) -> Uuid) -> Paginated<T> {
+        let more = rows.len() as u64 > page.limit;
+        rows.truncate(page.limit as usize);
+        let next = if more { rows.last().map(|r| id(r).to_string()) } else { None };
+        Paginated { items: rows, next }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_outside_the_cap_name_the_field() {
+        for bad in ["0", "1001", "ten", "-1"] {
+            let err = PageParams { limit: Some(bad.into()), cursor: None }.page().expect_err(bad);
+            assert!(matches!(err, ApiError::InvalidField { ref field, .. } if field == "limit"), "{bad}");
+        }
+        assert_eq!(PageParams::default().page().expect("default").limit, 100);
+    }
+
+    #[test]
+    fn next_is_set_only_when_more_rows_exist() {
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        let page = Page { limit: 2, after: None };
+        let p = Paginated::from_rows(ids.clone(), page, |u| *u);
+        assert_eq!(p.items.len(), 2);
+        assert_eq!(p.next, Some(ids[1].to_string()));
+        let p = Paginated::from_rows(ids[..2].to_vec(), page, |u| *u);
+        assert_eq!(p.next, None);
+    }
+}

@@ -1,0 +1,261 @@
+//! The HTTP server: the same for one service's binary and for `renkei up`,
+//! which mounts every service under one address.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use renkei_settings::HttpSettings;
+use tracing::Instrument as _;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::error::ApiError;
+use crate::identity::TokenVerifier;
+use crate::json::BodyLimit;
+
+/// What a service contributes to an HTTP server.
+#[async_trait::async_trait]
+pub trait ServiceModule: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// Registers the service's routes (under `/v1`).
+    fn configure(&self, cfg: &mut web::ServiceConfig);
+    /// The service's part of the OpenAPI document.
+    fn openapi(&self) -> utoipa::openapi::OpenApi;
+    /// Ready to serve: its database and NATS answer.
+    async fn ready(&self) -> Result<(), String>;
+}
+
+struct Modules(Vec<Arc<dyn ServiceModule>>);
+
+/// Starts serving `modules` on `listener`. The server stops on SIGINT/SIGTERM
+/// or through its handle.
+pub fn serve(
+    modules: Vec<Arc<dyn ServiceModule>>,
+    listener: TcpListener,
+    http: &HttpSettings,
+    verifier: Arc<TokenVerifier>,
+) -> anyhow::Result<Server> {
+    let openapi = web::Data::new(openapi_document(&modules));
+    let modules = web::Data::new(Modules(modules));
+    let verifier = web::Data::new(verifier);
+    let limit = http.body_limit_bytes;
+    let mut server = HttpServer::new(move || {
+        let modules_for_routes = modules.clone();
+        App::new()
+            .app_data(modules.clone())
+            .app_data(verifier.clone())
+            .app_data(openapi.clone())
+            .app_data(web::PayloadConfig::new(limit))
+            .app_data(BodyLimit(limit))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::Malformed { detail: format!("query string could not be read: {e}"), field: None }.into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                ApiError::Malformed { detail: format!("path could not be read: {e}"), field: None }.into()
+            }))
+            .wrap(from_fn(trace_request))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/openapi.json", web::get().to(openapi_json))
+            .configure(|cfg| {
+                for module in &modules_for_routes.0 {
+                    module.configure(cfg);
+                }
+            })
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?;
+    if http.workers > 0 {
+        server = server.workers(http.workers);
+    }
+    Ok(server.disable_signals().shutdown_timeout(10).run())
+}
+
+fn openapi_document(modules: &[Arc<dyn ServiceModule>]) -> utoipa::openapi::OpenApi {
+    let mut doc = utoipa::openapi::OpenApiBuilder::new()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title("Renkei API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some("Security coordination for a common platform system and its linked systems."))
+                .build(),
+        )
+        .build();
+    for module in modules {
+        doc.merge(module.openapi());
+    }
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+    );
+    doc
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(modules: web::Data<Modules>) -> Result<HttpResponse, ApiError> {
+    for module in &modules.0 {
+        if let Err(why) = module.ready().await {
+            return Err(ApiError::Unavailable(format!("{} is not ready: {why}", module.name())));
+        }
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+}
+
+async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
+    HttpResponse::Ok().json(doc.get_ref())
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    tracing::debug!(path = req.path(), "no route");
+    Err(ApiError::NotFound("route"))
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// One span per request, child of the caller's trace when it sent a
+/// `traceparent`; a request id echoed back (or made up) on every response.
+async fn trace_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let span = tracing::info_span!(
+        "http.request",
+        http.method = %req.method(),
+        http.target = %req.path(),
+        request_id = %request_id,
+        identity.sub = tracing::field::Empty,
+        http.status_code = tracing::field::Empty,
+    );
+    let mut carrier = renkei_telemetry::Carrier::new();
+    for key in ["traceparent", "tracestate"] {
+        if let Some(v) = req.headers().get(key).and_then(|v| v.to_str().ok()) {
+            carrier.insert(key.to_owned(), v.to_owned());
+        }
+    }
+    renkei_telemetry::adopt(&span, &carrier);
+    let mut response = next.call(req).instrument(span.clone()).await?;
+    span.record("http.status_code", response.status().as_u16());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(response)
+}
+
+/// What a process needs around its services: the NATS connection, the token
+/// verifier, background tasks and the signal that stops them.
+pub struct Runtime {
+    pub nats: async_nats::Client,
+    pub verifier: Arc<TokenVerifier>,
+    pub tasks: tokio::task::JoinSet<()>,
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
+/// A server started by [`Runtime::spawn`].
+pub struct Running {
+    /// The bound address (port 0 in settings picks a free one).
+    pub addr: std::net::SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    tasks: tokio::task::JoinSet<()>,
+    cancel: tokio_util::sync::CancellationToken,
+    nats: async_nats::Client,
+}
+
+impl Runtime {
+    /// Connects to NATS (waiting for JetStream) and loads the signing key.
+    pub async fn start(settings: &renkei_settings::Settings, name: &str) -> anyhow::Result<Runtime> {
+        use anyhow::Context as _;
+        use secrecy::ExposeSecret as _;
+        let nats = renkei_bus::nats::connect(&settings.nats, name).await?;
+        renkei_bus::nats::wait_for_jetstream(&nats, std::time::Duration::from_secs(30))
+            .await
+            .with_context(|| format!("nats.url: no JetStream at {}", settings.nats.url))?;
+        let key = crate::identity::dev_key(settings.auth.dev_key.expose_secret(), &settings.data_dir)?;
+        Ok(Runtime {
+            nats,
+            verifier: Arc::new(TokenVerifier::hs256(&key)),
+            tasks: tokio::task::JoinSet::new(),
+            cancel: tokio_util::sync::CancellationToken::new(),
+        })
+    }
+
+    /// Binds `http.listen` and serves `modules` in the background.
+    pub fn spawn(self, settings: &renkei_settings::Settings, modules: Vec<Arc<dyn ServiceModule>>) -> anyhow::Result<Running> {
+        use anyhow::Context as _;
+        let listener = TcpListener::bind(settings.listen_addr())
+            .with_context(|| format!("http.listen: cannot bind {}", settings.http.listen))?;
+        let addr = listener.local_addr()?;
+        let server = serve(modules, listener, &settings.http, self.verifier.clone())?;
+        let handle = server.handle();
+        Ok(Running {
+            addr,
+            handle,
+            server: tokio::spawn(server),
+            tasks: self.tasks,
+            cancel: self.cancel,
+            nats: self.nats,
+        })
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn serve(self, settings: &renkei_settings::Settings, modules: Vec<Arc<dyn ServiceModule>>) -> anyhow::Result<()> {
+        let running = self.spawn(settings, modules)?;
+        tracing::info!(addr = %running.addr, "listening");
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        running.stop().await
+    }
+}
+
+impl Running {
+    /// Stops accepting requests, lets in-flight ones finish, stops the
+    /// background tasks and flushes NATS.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.handle.stop(true).await;
+        self.cancel.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(std::time::Duration::from_secs(10), drain).await.is_err() {
+            tracing::warn!("background tasks did not stop in 10 s; aborting them");
+            self.tasks.abort_all();
+        }
+        let _ = self.nats.flush().await;
+        self.server.await??;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
