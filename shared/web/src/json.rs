@@ -60,6 +60,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let named = backticked(&message).filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"));
         let field = match (named, path.as_str()) {
             (Some(name), "." | "") => Some(name.to_owned()),
+            (Some(name), p) if p == name || p.ends_with(&format!(".{name}")) => Some(p.to_owned()),
             (Some(name), parent) => Some(format!("{parent}.{name}")),
             (None, "." | "") => None,
             (None, p) => Some(p.to_owned()),
