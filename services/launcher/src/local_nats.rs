@@ -15,14 +15,26 @@ pub struct LocalNats {
 /// `host:port` of a `nats://` URL.
 fn address(url: &str) -> anyhow::Result<(String, u16)> {
     let rest = url.strip_prefix("nats://").unwrap_or(url);
-    let hostport = rest.rsplit('@').next().unwrap_or(rest).split(',').next().unwrap_or(rest);
+    let hostport = rest
+        .rsplit('@')
+        .next()
+        .unwrap_or(rest)
+        .split(',')
+        .next()
+        .unwrap_or(rest);
     let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "4222"));
-    let port = port.trim_end_matches('/').parse().with_context(|| format!("nats.url: bad port in {url}"))?;
+    let port = port
+        .trim_end_matches('/')
+        .parse()
+        .with_context(|| format!("nats.url: bad port in {url}"))?;
     Ok((host.to_owned(), port))
 }
 
 async fn answers(host: &str, port: u16) -> bool {
-    matches!(tokio::time::timeout(Duration::from_millis(500), TcpStream::connect((host, port))).await, Ok(Ok(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), TcpStream::connect((host, port))).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Nothing if NATS answers at the configured URL; else a local server.
@@ -32,7 +44,8 @@ pub async fn ensure(settings: &Settings) -> anyhow::Result<Option<LocalNats>> {
         return Ok(None);
     }
     let store = settings.data_dir.join("nats");
-    std::fs::create_dir_all(&store).with_context(|| format!("cannot create {}", store.display()))?;
+    std::fs::create_dir_all(&store)
+        .with_context(|| format!("cannot create {}", store.display()))?;
     let child = Command::new("nats-server")
         .args(["-js", "-a", &host, "-p", &port.to_string(), "-sd"])
         .arg(&store)
@@ -57,8 +70,14 @@ mod tests {
 
     #[test]
     fn addresses_are_read_from_nats_urls() {
-        assert_eq!(address("nats://127.0.0.1:4222").expect("ok"), ("127.0.0.1".into(), 4222));
-        assert_eq!(address("nats://user:pw@host:5000").expect("ok"), ("host".into(), 5000));
+        assert_eq!(
+            address("nats://127.0.0.1:4222").expect("ok"),
+            ("127.0.0.1".into(), 4222)
+        );
+        assert_eq!(
+            address("nats://user:pw@host:5000").expect("ok"),
+            ("host".into(), 5000)
+        );
         assert_eq!(address("nats://host").expect("ok"), ("host".into(), 4222));
     }
 }

@@ -15,7 +15,11 @@ use renkei_settings::{Settings, Sources};
 use renkei_web::Role;
 
 #[derive(Parser)]
-#[command(name = "renkei", version, about = "Security coordination for a common platform system")]
+#[command(
+    name = "renkei",
+    version,
+    about = "Security coordination for a common platform system"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,15 +72,31 @@ fn parse_role(s: &str) -> Result<Role, String> {
     })
 }
 
-fn settings(config: Option<&std::path::Path>, overrides: Vec<(&'static str, Option<String>)>) -> anyhow::Result<Settings> {
-    let overrides = overrides.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
-    Ok(Settings::load(&Sources { file: config, overrides, environment: true })?)
+fn settings(
+    config: Option<&std::path::Path>,
+    overrides: Vec<(&'static str, Option<String>)>,
+) -> anyhow::Result<Settings> {
+    let overrides = overrides
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    Ok(Settings::load(&Sources {
+        file: config,
+        overrides,
+        environment: true,
+    })?)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Up { listen, data_dir, nats_url, database_url, config } => {
+        Command::Up {
+            listen,
+            data_dir,
+            nats_url,
+            database_url,
+            config,
+        } => {
             let settings = settings(
                 config.as_deref(),
                 vec![
@@ -88,8 +108,18 @@ async fn main() -> anyhow::Result<()> {
             )?;
             up(settings).await
         }
-        Command::Token { data_dir, role, org, sub, ttl, config } => {
-            let settings = settings(config.as_deref(), vec![("data_dir", data_dir.map(|d| d.display().to_string()))])?;
+        Command::Token {
+            data_dir,
+            role,
+            org,
+            sub,
+            ttl,
+            config,
+        } => {
+            let settings = settings(
+                config.as_deref(),
+                vec![("data_dir", data_dir.map(|d| d.display().to_string()))],
+            )?;
             if role.is_empty() {
                 anyhow::bail!("--role is required");
             }
@@ -97,7 +127,10 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("--org is required for every role but admin");
             }
             use secrecy::ExposeSecret as _;
-            let key = renkei_web::identity::dev_key(settings.auth.dev_key.expose_secret(), &settings.data_dir)?;
+            let key = renkei_web::identity::dev_key(
+                settings.auth.dev_key.expose_secret(),
+                &settings.data_dir,
+            )?;
             let token = renkei_web::TokenIssuer::hs256(&key).issue(&sub, org, &role, ttl)?;
             #[allow(clippy::print_stdout)]
             {
@@ -115,8 +148,13 @@ async fn up(settings: Settings) -> anyhow::Result<()> {
     // Kept alive for the life of the process; stopped when dropped.
     let _local_nats = local_nats::ensure(&settings).await?;
     let mut runtime = renkei_web::Runtime::start(&settings, "renkei").await?;
-    let registry =
-        renkei_registry::Registry::start(&settings, runtime.nats.clone(), &mut runtime.tasks, runtime.cancel.clone()).await?;
+    let registry = renkei_registry::Registry::start(
+        &settings,
+        runtime.nats.clone(),
+        &mut runtime.tasks,
+        runtime.cancel.clone(),
+    )
+    .await?;
     let running = runtime.spawn(&settings, vec![registry.module()])?;
     #[allow(clippy::print_stdout)]
     {
@@ -124,8 +162,18 @@ async fn up(settings: Settings) -> anyhow::Result<()> {
         println!("  services : registry");
         println!("  nats     : {}", settings.nats.url);
         println!("  data dir : {}", settings.data_dir.display());
-        println!("  database : {}", if settings.database.url.is_empty() { "SQLite files in the data dir" } else { "PostgreSQL" });
-        println!("  tokens   : renkei token --data-dir {} --role admin", settings.data_dir.display());
+        println!(
+            "  database : {}",
+            if settings.database.url.is_empty() {
+                "SQLite files in the data dir"
+            } else {
+                "PostgreSQL"
+            }
+        );
+        println!(
+            "  tokens   : renkei token --data-dir {} --role admin",
+            settings.data_dir.display()
+        );
     }
     tokio::signal::ctrl_c().await.ok();
     tracing::info!("shutting down");

@@ -37,5 +37,6 @@ pub fn readable(who: &Identity, index: &GraphIndex, system: Uuid) -> Result<Syst
 /// Editing a system's descriptive fields: its owner's manager, or the
 /// platform operator.
 pub fn can_describe(who: &Identity, index: &GraphIndex, node: &SystemNode) -> bool {
-    operates_platform(who, index, node.platform_id) || who.acts_for(node.owner_org_id, Some(Role::Manager))
+    operates_platform(who, index, node.platform_id)
+        || who.acts_for(node.owner_org_id, Some(Role::Manager))
 }

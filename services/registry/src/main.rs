@@ -22,7 +22,12 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let _telemetry = renkei_telemetry::init(&settings.telemetry, "renkei-registry")?;
     let mut runtime = renkei_web::Runtime::start(&settings, "renkei-registry").await?;
-    let registry =
-        renkei_registry::Registry::start(&settings, runtime.nats.clone(), &mut runtime.tasks, runtime.cancel.clone()).await?;
+    let registry = renkei_registry::Registry::start(
+        &settings,
+        runtime.nats.clone(),
+        &mut runtime.tasks,
+        runtime.cancel.clone(),
+    )
+    .await?;
     runtime.serve(&settings, vec![registry.module()]).await
 }

@@ -45,20 +45,44 @@ impl Registry {
     ) -> anyhow::Result<Registry> {
         let url = settings.database_url_for(SERVICE);
         std::fs::create_dir_all(&settings.data_dir).ok();
-        let db = Db::connect_and_migrate::<Migrator>(&url, SERVICE, settings.database.max_connections).await?;
-        renkei_bus::nats::ensure_streams(&nats, settings.nats.stream_replicas, &[REGISTRY_STREAM, DEMARCATION_STREAM]).await?;
+        let db =
+            Db::connect_and_migrate::<Migrator>(&url, SERVICE, settings.database.max_connections)
+                .await?;
+        renkei_bus::nats::ensure_streams(
+            &nats,
+            settings.nats.stream_replicas,
+            &[REGISTRY_STREAM, DEMARCATION_STREAM],
+        )
+        .await?;
         let index = Arc::new(RwLock::new(store::load_index(&db).await?));
         let outbox = Outbox::new(SERVICE);
 
-        tasks.spawn(outbox.relay(db.clone(), nats.clone(), &settings.outbox).run(cancel.clone()));
+        tasks.spawn(
+            outbox
+                .relay(db.clone(), nats.clone(), &settings.outbox)
+                .run(cancel.clone()),
+        );
 
-        let handler = Arc::new(RulesAcceptedHandler { db: db.clone(), outbox: outbox.clone(), index: index.clone() });
+        let handler = Arc::new(RulesAcceptedHandler {
+            db: db.clone(),
+            outbox: outbox.clone(),
+            index: index.clone(),
+        });
         let spec = ConsumerSpec {
             stream: DEMARCATION_STREAM,
             durable: "registry-rules-accepted".into(),
             filter_subjects: vec![subjects::DEMARCATION_RULES_ACCEPTED.into()],
         };
-        tasks.spawn(Consumer::new(db.clone(), nats.clone(), spec, handler, Some(outbox.clone())).run(cancel.clone()));
+        tasks.spawn(
+            Consumer::new(
+                db.clone(),
+                nats.clone(),
+                spec,
+                handler,
+                Some(outbox.clone()),
+            )
+            .run(cancel.clone()),
+        );
 
         let query_index = index.clone();
         let responder = renkei_bus::query::serve::<BlastRadiusQuery, _, _>(
@@ -76,11 +100,20 @@ impl Registry {
             }
         });
 
-        Ok(Registry { state: web::Data::new(RegistryState { db, outbox, index, nats }) })
+        Ok(Registry {
+            state: web::Data::new(RegistryState {
+                db,
+                outbox,
+                index,
+                nats,
+            }),
+        })
     }
 
     pub fn module(&self) -> Arc<dyn ServiceModule> {
-        Arc::new(RegistryModule { state: self.state.clone() })
+        Arc::new(RegistryModule {
+            state: self.state.clone(),
+        })
     }
 }
 

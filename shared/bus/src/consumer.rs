@@ -12,7 +12,9 @@ use async_nats::jetstream::{self, AckKind, consumer::pull};
 use chrono::Utc;
 use futures::StreamExt as _;
 use renkei_store::Db;
-use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait, TransactionTrait, TryInsertResult};
+use sea_orm::{
+    ActiveValue::Set, DatabaseTransaction, EntityTrait, TransactionTrait, TryInsertResult,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -64,7 +66,8 @@ impl From<sea_orm::DbErr> for HandlerError {
 pub trait EventHandler: Send + Sync + 'static {
     /// Applies `event` using `txn`; everything written there commits together
     /// with the record that the event was handled.
-    async fn handle(&self, txn: &DatabaseTransaction, event: &Envelope) -> Result<(), HandlerError>;
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Envelope)
+    -> Result<(), HandlerError>;
 }
 
 /// Which events a durable consumer receives.
@@ -95,8 +98,20 @@ pub struct Consumer<H> {
 
 impl<H: EventHandler> Consumer<H> {
     /// `outbox` is woken after each commit, for handlers that stage events.
-    pub fn new(db: Db, client: async_nats::Client, spec: ConsumerSpec, handler: Arc<H>, outbox: Option<Outbox>) -> Self {
-        Consumer { db, js: jetstream::new(client), spec, handler, outbox }
+    pub fn new(
+        db: Db,
+        client: async_nats::Client,
+        spec: ConsumerSpec,
+        handler: Arc<H>,
+        outbox: Option<Outbox>,
+    ) -> Self {
+        Consumer {
+            db,
+            js: jetstream::new(client),
+            spec,
+            handler,
+            outbox,
+        }
     }
 
     /// Consumes until `cancel`, re-binding after broker restarts.
@@ -127,7 +142,9 @@ impl<H: EventHandler> Consumer<H> {
             max_ack_pending: 1_000,
             ..Default::default()
         };
-        let consumer = stream.get_or_create_consumer(&self.spec.durable, config).await?;
+        let consumer = stream
+            .get_or_create_consumer(&self.spec.durable, config)
+            .await?;
         let mut messages = consumer
             .stream()
             .heartbeat(Duration::from_secs(5))
@@ -178,7 +195,9 @@ impl<H: EventHandler> Consumer<H> {
             Err(error @ HandlerError::Transient(_)) => {
                 span.record("outcome", "retry");
                 tracing::warn!(parent: &span, %error, "event will be redelivered");
-                message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await
             }
         };
         if let Err(error) = ack {

@@ -45,7 +45,11 @@ pub struct PayloadMismatch {
 
 impl Envelope {
     /// Wraps `event` from `source`, about `organization_id`.
-    pub fn new<E: Event>(source: &str, organization_id: Option<Uuid>, event: &E) -> Result<Envelope, serde_json::Error> {
+    pub fn new<E: Event>(
+        source: &str,
+        organization_id: Option<Uuid>,
+        event: &E,
+    ) -> Result<Envelope, serde_json::Error> {
         Ok(Envelope {
             id: Uuid::now_v7(),
             event_type: E::SUBJECT.to_owned(),
@@ -65,12 +69,20 @@ impl Envelope {
 
     /// The typed payload, if this envelope carries an `E` of a known version.
     pub fn decode<E: Event>(&self) -> Result<E, PayloadMismatch> {
-        let mismatch = |reason: String| PayloadMismatch { id: self.id, event_type: self.event_type.clone(), reason };
+        let mismatch = |reason: String| PayloadMismatch {
+            id: self.id,
+            event_type: self.event_type.clone(),
+            reason,
+        };
         if self.event_type != E::SUBJECT {
             return Err(mismatch(format!("expected {}", E::SUBJECT)));
         }
         if self.schema_version > E::SCHEMA_VERSION {
-            return Err(mismatch(format!("schema version {} is newer than {}", self.schema_version, E::SCHEMA_VERSION)));
+            return Err(mismatch(format!(
+                "schema version {} is newer than {}",
+                self.schema_version,
+                E::SCHEMA_VERSION
+            )));
         }
         serde_json::from_value(self.payload.clone()).map_err(|e| mismatch(e.to_string()))
     }
@@ -92,7 +104,16 @@ mod tests {
     fn envelope_json_has_the_documented_fields() {
         let env = Envelope::new("test", None, &Pinged { n: 3 }).expect("serialise");
         let json = serde_json::to_value(&env).expect("json");
-        for key in ["id", "type", "subject", "occurred_at", "source", "organization_id", "schema_version", "payload"] {
+        for key in [
+            "id",
+            "type",
+            "subject",
+            "occurred_at",
+            "source",
+            "organization_id",
+            "schema_version",
+            "payload",
+        ] {
             assert!(json.get(key).is_some(), "missing {key} in {json}");
         }
         assert_eq!(json["type"], "test.ping.pinged");

@@ -24,8 +24,16 @@ impl MigrationTrait for CreateOutbox {
                     .col(ColumnDef::new("subject").string().not_null())
                     .col(ColumnDef::new("envelope").text().not_null())
                     .col(ColumnDef::new("trace_headers").text().not_null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("published_at").timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("published_at")
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .col(ColumnDef::new("attempts").integer().not_null().default(0))
                     .to_owned(),
             )
@@ -39,7 +47,9 @@ impl MigrationTrait for CreateOutbox {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("outbox").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("outbox").to_owned())
+            .await
     }
 }
 
@@ -63,7 +73,11 @@ impl MigrationTrait for CreateHandledEvents {
                     .if_not_exists()
                     .col(ColumnDef::new("consumer").string().not_null())
                     .col(ColumnDef::new("event_id").uuid().not_null())
-                    .col(ColumnDef::new("handled_at").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("handled_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .primary_key(Index::create().col("consumer").col("event_id"))
                     .to_owned(),
             )
@@ -71,7 +85,9 @@ impl MigrationTrait for CreateHandledEvents {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("handled_events").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("handled_events").to_owned())
+            .await
     }
 }
 

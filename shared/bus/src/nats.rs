@@ -23,7 +23,11 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<asyn
 }
 
 /// Creates or updates `specs`; safe to run at every start of every replica.
-pub async fn ensure_streams(client: &async_nats::Client, replicas: usize, specs: &[StreamSpec]) -> anyhow::Result<()> {
+pub async fn ensure_streams(
+    client: &async_nats::Client,
+    replicas: usize,
+    specs: &[StreamSpec],
+) -> anyhow::Result<()> {
     let js = jetstream::new(client.clone());
     for spec in specs {
         let config = stream::Config {
@@ -44,7 +48,10 @@ pub async fn ensure_streams(client: &async_nats::Client, replicas: usize, specs:
 }
 
 /// Waits until JetStream answers (after a start or restart), up to `within`.
-pub async fn wait_for_jetstream(client: &async_nats::Client, within: Duration) -> anyhow::Result<()> {
+pub async fn wait_for_jetstream(
+    client: &async_nats::Client,
+    within: Duration,
+) -> anyhow::Result<()> {
     let js = jetstream::new(client.clone());
     let deadline = tokio::time::Instant::now() + within;
     loop {

@@ -12,8 +12,8 @@ use chrono::Utc;
 use renkei_store::Db;
 use sea_orm::sea_query::{Expr, ExprTrait as _, LockBehavior, LockType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -61,7 +61,10 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(source: &'static str) -> Outbox {
-        Outbox { source, wake: Arc::new(Notify::new()) }
+        Outbox {
+            source,
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// Writes `event` into `txn`. It is published once `txn` commits (call
@@ -73,18 +76,25 @@ impl Outbox {
         organization_id: Option<Uuid>,
         event: &E,
     ) -> Result<Envelope, DbErr> {
-        let envelope = Envelope::new(self.source, organization_id, event).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let envelope = Envelope::new(self.source, organization_id, event)
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
         let carrier = renkei_telemetry::inject(&tracing::Span::current());
         let row = entity::ActiveModel {
             id: Set(envelope.id),
             subject: Set(envelope.subject.clone()),
-            envelope: Set(serde_json::to_string(&envelope).map_err(|e| DbErr::Custom(e.to_string()))?),
-            trace_headers: Set(serde_json::to_string(&carrier).map_err(|e| DbErr::Custom(e.to_string()))?),
+            envelope: Set(
+                serde_json::to_string(&envelope).map_err(|e| DbErr::Custom(e.to_string()))?
+            ),
+            trace_headers: Set(
+                serde_json::to_string(&carrier).map_err(|e| DbErr::Custom(e.to_string()))?
+            ),
             created_at: Set(envelope.occurred_at),
             published_at: Set(None),
             attempts: Set(0),
         };
-        entity::Entity::insert(row).exec_without_returning(txn).await?;
+        entity::Entity::insert(row)
+            .exec_without_returning(txn)
+            .await?;
         Ok(envelope)
     }
 
@@ -101,7 +111,12 @@ impl Outbox {
     }
 
     /// The relay that publishes what this outbox stages.
-    pub fn relay(&self, db: Db, client: async_nats::Client, settings: &renkei_settings::OutboxSettings) -> Relay {
+    pub fn relay(
+        &self,
+        db: Db,
+        client: async_nats::Client,
+        settings: &renkei_settings::OutboxSettings,
+    ) -> Relay {
         Relay {
             db,
             js: async_nats::jetstream::new(client.clone()),
@@ -208,13 +223,22 @@ impl Relay {
     async fn publish(&self, rows: &[entity::Model]) -> Result<usize, (usize, anyhow::Error)> {
         let mut pending = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
-            let carrier: renkei_telemetry::Carrier = serde_json::from_str(&row.trace_headers).unwrap_or_default();
-            let span = tracing::info_span!("outbox.publish", subject = %row.subject, event_id = %row.id);
+            let carrier: renkei_telemetry::Carrier =
+                serde_json::from_str(&row.trace_headers).unwrap_or_default();
+            let span =
+                tracing::info_span!("outbox.publish", subject = %row.subject, event_id = %row.id);
             renkei_telemetry::adopt(&span, &carrier);
             let mut headers = headers::to_headers(&renkei_telemetry::inject(&span));
             headers.insert(MSG_ID, row.id.to_string().as_str());
-            let message = PublishMessage::build().payload(row.envelope.clone().into_bytes().into()).headers(headers);
-            match self.js.send_publish(row.subject.clone(), message).instrument(span).await {
+            let message = PublishMessage::build()
+                .payload(row.envelope.clone().into_bytes().into())
+                .headers(headers);
+            match self
+                .js
+                .send_publish(row.subject.clone(), message)
+                .instrument(span)
+                .await
+            {
                 Ok(ack) => pending.push(ack),
                 Err(e) => return Err((i, e.into())),
             }
@@ -248,7 +272,10 @@ impl Relay {
         }
         if !failed.is_empty() {
             entity::Entity::update_many()
-                .col_expr(entity::Column::Attempts, Expr::col(entity::Column::Attempts).add(1))
+                .col_expr(
+                    entity::Column::Attempts,
+                    Expr::col(entity::Column::Attempts).add(1),
+                )
                 .filter(entity::Column::Id.is_in(failed.iter().map(|r| r.id)))
                 .exec(conn)
                 .await?;
@@ -272,5 +299,8 @@ fn settle(outcome: Result<usize, (usize, anyhow::Error)>, of: usize) -> anyhow::
 /// How many staged events wait for the relay (readiness and metrics).
 pub async fn backlog<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
-    entity::Entity::find().filter(entity::Column::PublishedAt.is_null()).count(conn).await
+    entity::Entity::find()
+        .filter(entity::Column::PublishedAt.is_null())
+        .count(conn)
+        .await
 }

@@ -30,7 +30,10 @@ pub struct QueryFailure {
 
 impl QueryFailure {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        QueryFailure { code: code.to_owned(), message: message.into() }
+        QueryFailure {
+            code: code.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -45,55 +48,92 @@ enum Reply<T> {
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error("no answer to {subject} within {timeout_ms} ms")]
-    Timeout { subject: &'static str, timeout_ms: u128 },
+    Timeout {
+        subject: &'static str,
+        timeout_ms: u128,
+    },
     #[error("no service answers {0}")]
     NoResponders(&'static str),
     #[error("query {subject} failed: {reason}")]
-    Transport { subject: &'static str, reason: String },
+    Transport {
+        subject: &'static str,
+        reason: String,
+    },
     #[error(transparent)]
     Refused(QueryFailure),
     #[error("answer to {subject} could not be read: {reason}")]
-    Malformed { subject: &'static str, reason: String },
+    Malformed {
+        subject: &'static str,
+        reason: String,
+    },
 }
 
 /// Asks `query` and waits at most `timeout`.
 #[tracing::instrument(skip_all, fields(subject = Q::SUBJECT))]
-pub async fn request<Q: Query>(client: &async_nats::Client, query: &Q, timeout: Duration) -> Result<Q::Response, QueryError> {
-    let body = serde_json::to_vec(query)
-        .map_err(|e| QueryError::Malformed { subject: Q::SUBJECT, reason: e.to_string() })?;
+pub async fn request<Q: Query>(
+    client: &async_nats::Client,
+    query: &Q,
+    timeout: Duration,
+) -> Result<Q::Response, QueryError> {
+    let body = serde_json::to_vec(query).map_err(|e| QueryError::Malformed {
+        subject: Q::SUBJECT,
+        reason: e.to_string(),
+    })?;
     let headers = headers::to_headers(&renkei_telemetry::inject(&tracing::Span::current()));
-    let answer = tokio::time::timeout(timeout, client.request_with_headers(Q::SUBJECT, headers, Bytes::from(body)))
-        .await
-        .map_err(|_| QueryError::Timeout { subject: Q::SUBJECT, timeout_ms: timeout.as_millis() })?
-        .map_err(|e| match e.kind() {
-            async_nats::RequestErrorKind::NoResponders => QueryError::NoResponders(Q::SUBJECT),
-            async_nats::RequestErrorKind::TimedOut => {
-                QueryError::Timeout { subject: Q::SUBJECT, timeout_ms: timeout.as_millis() }
-            }
-            _ => QueryError::Transport { subject: Q::SUBJECT, reason: e.to_string() },
-        })?;
+    let answer = tokio::time::timeout(
+        timeout,
+        client.request_with_headers(Q::SUBJECT, headers, Bytes::from(body)),
+    )
+    .await
+    .map_err(|_| QueryError::Timeout {
+        subject: Q::SUBJECT,
+        timeout_ms: timeout.as_millis(),
+    })?
+    .map_err(|e| match e.kind() {
+        async_nats::RequestErrorKind::NoResponders => QueryError::NoResponders(Q::SUBJECT),
+        async_nats::RequestErrorKind::TimedOut => QueryError::Timeout {
+            subject: Q::SUBJECT,
+            timeout_ms: timeout.as_millis(),
+        },
+        _ => QueryError::Transport {
+            subject: Q::SUBJECT,
+            reason: e.to_string(),
+        },
+    })?;
     match serde_json::from_slice::<Reply<Q::Response>>(&answer.payload) {
         Ok(Reply::Ok(response)) => Ok(response),
         Ok(Reply::Error(failure)) => Err(QueryError::Refused(failure)),
-        Err(e) => Err(QueryError::Malformed { subject: Q::SUBJECT, reason: e.to_string() }),
+        Err(e) => Err(QueryError::Malformed {
+            subject: Q::SUBJECT,
+            reason: e.to_string(),
+        }),
     }
 }
 
 /// Answers `Q` with `handler` until `cancel`; replicas share the load
 /// through the queue group.
-pub async fn serve<Q, F, Fut>(client: async_nats::Client, queue_group: &str, handler: F, cancel: CancellationToken) -> anyhow::Result<()>
+pub async fn serve<Q, F, Fut>(
+    client: async_nats::Client,
+    queue_group: &str,
+    handler: F,
+    cancel: CancellationToken,
+) -> anyhow::Result<()>
 where
     Q: Query,
     F: Fn(Q) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Q::Response, QueryFailure>> + Send,
 {
-    let mut requests = client.queue_subscribe(Q::SUBJECT, queue_group.to_owned()).await?;
+    let mut requests = client
+        .queue_subscribe(Q::SUBJECT, queue_group.to_owned())
+        .await?;
     loop {
         let message = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             m = requests.next() => match m { Some(m) => m, None => return Ok(()) },
         };
-        let Some(reply_to) = message.reply.clone() else { continue };
+        let Some(reply_to) = message.reply.clone() else {
+            continue;
+        };
         let client = client.clone();
         let handler = handler.clone();
         let span = tracing::info_span!("query.serve", subject = Q::SUBJECT);

@@ -12,8 +12,14 @@ pub struct StreamSpec {
     pub subjects: &'static [&'static str],
 }
 
-pub const REGISTRY_STREAM: StreamSpec = StreamSpec { name: "REGISTRY", subjects: &["registry.>"] };
-pub const DEMARCATION_STREAM: StreamSpec = StreamSpec { name: "DEMARCATION", subjects: &["demarcation.>"] };
+pub const REGISTRY_STREAM: StreamSpec = StreamSpec {
+    name: "REGISTRY",
+    subjects: &["registry.>"],
+};
+pub const DEMARCATION_STREAM: StreamSpec = StreamSpec {
+    name: "DEMARCATION",
+    subjects: &["demarcation.>"],
+};
 
 /// Every stream of the product.
 pub const STREAMS: &[StreamSpec] = &[REGISTRY_STREAM, DEMARCATION_STREAM];
@@ -45,9 +51,11 @@ pub const EVENT_SUBJECTS: &[&str] = &[
 
 /// The stream that captures `subject`, if any.
 pub fn stream_for(subject: &str) -> Option<&'static StreamSpec> {
-    STREAMS
-        .iter()
-        .find(|s| s.subjects.iter().any(|p| subject.starts_with(p.trim_end_matches('>'))))
+    STREAMS.iter().find(|s| {
+        s.subjects
+            .iter()
+            .any(|p| subject.starts_with(p.trim_end_matches('>')))
+    })
 }
 
 #[cfg(test)]
@@ -58,7 +66,10 @@ mod tests {
     fn every_event_subject_has_three_tokens_and_a_stream() {
         for subject in EVENT_SUBJECTS {
             assert_eq!(subject.split('.').count(), 3, "{subject}");
-            assert!(stream_for(subject).is_some(), "{subject} is captured by no stream");
+            assert!(
+                stream_for(subject).is_some(),
+                "{subject} is captured by no stream"
+            );
         }
     }
 

@@ -114,16 +114,32 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             data_dir: PathBuf::from(".renkei"),
-            http: HttpSettings { listen: "127.0.0.1:8080".into(), workers: 0, body_limit_bytes: 1024 * 1024 },
-            database: DatabaseSettings { url: String::new(), max_connections: 8 },
-            nats: NatsSettings { url: "nats://127.0.0.1:4222".into(), request_timeout_ms: 2_000, stream_replicas: 1 },
+            http: HttpSettings {
+                listen: "127.0.0.1:8080".into(),
+                workers: 0,
+                body_limit_bytes: 1024 * 1024,
+            },
+            database: DatabaseSettings {
+                url: String::new(),
+                max_connections: 8,
+            },
+            nats: NatsSettings {
+                url: "nats://127.0.0.1:4222".into(),
+                request_timeout_ms: 2_000,
+                stream_replicas: 1,
+            },
             telemetry: TelemetrySettings {
                 format: LogFormat::Human,
                 filter: "info".into(),
                 otlp_endpoint: String::new(),
             },
-            auth: AuthSettings { dev_key: SecretString::from(String::new()) },
-            outbox: OutboxSettings { sweep_interval_ms: 2_000, batch_size: 256 },
+            auth: AuthSettings {
+                dev_key: SecretString::from(String::new()),
+            },
+            outbox: OutboxSettings {
+                sweep_interval_ms: 2_000,
+                batch_size: 256,
+            },
         }
     }
 }
@@ -167,12 +183,20 @@ impl Settings {
     /// Defaults, the environment, nothing else: what a service binary uses
     /// when no file is named.
     pub fn from_env() -> Result<Settings, SettingsError> {
-        Settings::load(&Sources { environment: true, ..Sources::default() })
+        Settings::load(&Sources {
+            environment: true,
+            ..Sources::default()
+        })
     }
 
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        let invalid = |key, reason: &str| Err(SettingsError::Invalid { key, reason: reason.to_owned() });
+        let invalid = |key, reason: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
         if self.http.listen.parse::<SocketAddr>().is_err() {
             return invalid("http.listen", "expected an address such as 127.0.0.1:8080");
         }
@@ -180,8 +204,15 @@ impl Settings {
             return invalid("http.body_limit_bytes", "must be greater than 0");
         }
         let url = self.database.url.as_str();
-        if !(url.is_empty() || url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return invalid("database.url", "expected sqlite:… or postgres://…, or empty for the embedded default");
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return invalid(
+                "database.url",
+                "expected sqlite:… or postgres://…, or empty for the embedded default",
+            );
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1");
@@ -197,7 +228,10 @@ impl Settings {
         }
         let otlp = self.telemetry.otlp_endpoint.as_str();
         if !(otlp.is_empty() || otlp.starts_with("http://") || otlp.starts_with("https://")) {
-            return invalid("telemetry.otlp_endpoint", "expected http(s)://host:port, or empty");
+            return invalid(
+                "telemetry.otlp_endpoint",
+                "expected http(s)://host:port, or empty",
+            );
         }
         if self.outbox.sweep_interval_ms == 0 {
             return invalid("outbox.sweep_interval_ms", "must be greater than 0");
@@ -212,7 +246,10 @@ impl Settings {
     /// file in the data directory.
     pub fn database_url_for(&self, service: &str) -> String {
         if self.database.url.is_empty() {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join(format!("{service}.db")).display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join(format!("{service}.db")).display()
+            )
         } else {
             self.database.url.clone()
         }
@@ -220,7 +257,10 @@ impl Settings {
 
     pub fn listen_addr(&self) -> SocketAddr {
         // validate() has proven it parses.
-        self.http.listen.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.http
+            .listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 }
 
@@ -233,13 +273,20 @@ mod tests {
     fn defaults_are_valid() {
         let s = Settings::load(&Sources::default()).expect("defaults load");
         assert_eq!(s.http.body_limit_bytes, 1024 * 1024);
-        assert!(s.database_url_for("registry").ends_with("registry.db?mode=rwc"));
+        assert!(
+            s.database_url_for("registry")
+                .ends_with("registry.db?mode=rwc")
+        );
     }
 
     #[test]
     fn file_then_overrides_win_in_order() {
         let mut f = tempfile::NamedTempFile::new().expect("temp file");
-        writeln!(f, "[http]\nlisten = \"127.0.0.1:9000\"\n[nats]\nurl = \"nats://10.0.0.1:4222\"").expect("write");
+        writeln!(
+            f,
+            "[http]\nlisten = \"127.0.0.1:9000\"\n[nats]\nurl = \"nats://10.0.0.1:4222\""
+        )
+        .expect("write");
         let s = Settings::load(&Sources {
             file: Some(f.path()),
             overrides: vec![("nats.url", "nats://127.0.0.1:5000".into())],
@@ -252,18 +299,27 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_key() {
-        let err = Settings::load(&Sources { overrides: vec![("http.listen", "nowhere".into())], ..Default::default() })
-            .expect_err("must fail");
+        let err = Settings::load(&Sources {
+            overrides: vec![("http.listen", "nowhere".into())],
+            ..Default::default()
+        })
+        .expect_err("must fail");
         assert!(err.to_string().contains("http.listen"), "{err}");
-        let err = Settings::load(&Sources { overrides: vec![("database.url", "mysql://x".into())], ..Default::default() })
-            .expect_err("must fail");
+        let err = Settings::load(&Sources {
+            overrides: vec![("database.url", "mysql://x".into())],
+            ..Default::default()
+        })
+        .expect_err("must fail");
         assert!(err.to_string().contains("database.url"), "{err}");
     }
 
     #[test]
     fn a_wrong_type_names_its_key() {
-        let err = Settings::load(&Sources { overrides: vec![("http.workers", "many".into())], ..Default::default() })
-            .expect_err("must fail");
+        let err = Settings::load(&Sources {
+            overrides: vec![("http.workers", "many".into())],
+            ..Default::default()
+        })
+        .expect_err("must fail");
         assert!(err.to_string().contains("workers"), "{err}");
     }
 }

@@ -27,16 +27,23 @@ impl Db {
     /// Connects `service` to `url`, creating its PostgreSQL schema if needed.
     pub async fn connect(url: &str, service: &str, max_connections: u32) -> anyhow::Result<Db> {
         if url.starts_with("sqlite:") {
-            let write = Database::connect(sqlite_options(url, 1)).await.context("database.url: SQLite could not be opened")?;
+            let write = Database::connect(sqlite_options(url, 1))
+                .await
+                .context("database.url: SQLite could not be opened")?;
             let read = Database::connect(sqlite_options(url, max_connections))
                 .await
                 .context("database.url: SQLite could not be opened for reading")?;
             Ok(Db { write, read })
         } else {
             let schema = schema_name(service);
-            let bootstrap = Database::connect(ConnectOptions::new(url).max_connections(1).sqlx_logging(false).to_owned())
-                .await
-                .context("database.url: PostgreSQL is not reachable")?;
+            let bootstrap = Database::connect(
+                ConnectOptions::new(url)
+                    .max_connections(1)
+                    .sqlx_logging(false)
+                    .to_owned(),
+            )
+            .await
+            .context("database.url: PostgreSQL is not reachable")?;
             bootstrap
                 .execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
                 .await
@@ -49,15 +56,26 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(5))
                 .set_schema_search_path(schema)
                 .sqlx_logging(false);
-            let pool = Database::connect(options).await.context("database.url: PostgreSQL is not reachable")?;
-            Ok(Db { write: pool.clone(), read: pool })
+            let pool = Database::connect(options)
+                .await
+                .context("database.url: PostgreSQL is not reachable")?;
+            Ok(Db {
+                write: pool.clone(),
+                read: pool,
+            })
         }
     }
 
     /// Connects and brings the schema up to date with `M`'s migrations.
-    pub async fn connect_and_migrate<M: MigratorTrait>(url: &str, service: &str, max_connections: u32) -> anyhow::Result<Db> {
+    pub async fn connect_and_migrate<M: MigratorTrait>(
+        url: &str,
+        service: &str,
+        max_connections: u32,
+    ) -> anyhow::Result<Db> {
         let db = Db::connect(url, service, max_connections).await?;
-        M::up(&db.write, None).await.with_context(|| format!("{service}: migrations failed"))?;
+        M::up(&db.write, None)
+            .await
+            .with_context(|| format!("{service}: migrations failed"))?;
         Ok(db)
     }
 
@@ -79,7 +97,16 @@ impl Db {
 
 /// The PostgreSQL schema of a service.
 pub fn schema_name(service: &str) -> String {
-    service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+    service
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn sqlite_options(url: &str, max_connections: u32) -> ConnectOptions {

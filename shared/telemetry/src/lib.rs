@@ -35,11 +35,18 @@ impl Drop for TelemetryGuard {
 /// Installs the global subscriber. `service` names the process in traces.
 pub fn init(settings: &TelemetrySettings, service: &'static str) -> anyhow::Result<TelemetryGuard> {
     let provider = tracer_provider(settings, service)?;
-    let filter = EnvFilter::try_new(&settings.filter)
-        .with_context(|| format!("telemetry.filter `{}` is not a valid filter", settings.filter))?;
+    let filter = EnvFilter::try_new(&settings.filter).with_context(|| {
+        format!(
+            "telemetry.filter `{}` is not a valid filter",
+            settings.filter
+        )
+    })?;
     let fmt = match settings.format {
         LogFormat::Human => tracing_subscriber::fmt::layer().with_target(true).boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .boxed(),
     };
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
     tracing_subscriber::registry()
@@ -62,13 +69,23 @@ pub fn init_for_tests(filter: Option<&str>) {
             .with_test_writer()
             .with_filter(EnvFilter::try_new(f).unwrap_or_else(|_| EnvFilter::new("info")))
     });
-    if tracing_subscriber::registry().with(otel).with(fmt).try_init().is_ok() {
+    if tracing_subscriber::registry()
+        .with(otel)
+        .with(fmt)
+        .try_init()
+        .is_ok()
+    {
         install_propagation(&provider);
     }
 }
 
-fn tracer_provider(settings: &TelemetrySettings, service: &'static str) -> anyhow::Result<SdkTracerProvider> {
-    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service).build();
+fn tracer_provider(
+    settings: &TelemetrySettings,
+    service: &'static str,
+) -> anyhow::Result<SdkTracerProvider> {
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     if !settings.otlp_endpoint.is_empty() {
         use opentelemetry_otlp::{WithExportConfig, WithHttpConfig as _};

@@ -15,7 +15,10 @@ use tempfile::TempDir;
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }
 
 /// Quiet unless `RENKEI_TEST_LOG` holds a filter.
@@ -37,7 +40,11 @@ fn nats_binary() -> String {
 
 impl NatsServer {
     pub async fn start() -> anyhow::Result<NatsServer> {
-        let mut server = NatsServer { port: free_port(), store: tempfile::tempdir()?, child: None };
+        let mut server = NatsServer {
+            port: free_port(),
+            store: tempfile::tempdir()?,
+            child: None,
+        };
         server.restart().await?;
         Ok(server)
     }
@@ -66,7 +73,10 @@ impl NatsServer {
             .context("nats-server could not be started (tests/run installs one; or set RENKEI_TEST_NATS_SERVER)")?;
         self.child = Some(child);
         for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -92,19 +102,33 @@ impl TestDb {
     /// SQLite by default; PostgreSQL when `RENKEI_TEST_DATABASE_URL` is set.
     pub async fn fresh() -> anyhow::Result<TestDb> {
         let dir = tempfile::tempdir()?;
-        match std::env::var("RENKEI_TEST_DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
+        match std::env::var("RENKEI_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| u.starts_with("postgres"))
+        {
             None => {
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-                Ok(TestDb { url, _dir: dir, postgres: None })
+                Ok(TestDb {
+                    url,
+                    _dir: dir,
+                    postgres: None,
+                })
             }
             Some(admin) => {
                 let name = format!("renkei_test_{}", uuid::Uuid::now_v7().simple());
-                let conn = Database::connect(&admin).await.context("RENKEI_TEST_DATABASE_URL is not reachable")?;
-                conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+                let conn = Database::connect(&admin)
+                    .await
+                    .context("RENKEI_TEST_DATABASE_URL is not reachable")?;
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await?;
                 conn.close().await.ok();
                 let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
                 let url = format!("{base}/{name}");
-                Ok(TestDb { url, _dir: dir, postgres: Some((admin, name)) })
+                Ok(TestDb {
+                    url,
+                    _dir: dir,
+                    postgres: Some((admin, name)),
+                })
             }
         }
     }
@@ -119,10 +143,19 @@ impl Drop for TestDb {
         if let Some((admin, name)) = self.postgres.take() {
             // Drop runs outside any runtime we may block; use a thread of its own.
             let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
                 rt.block_on(async move {
                     if let Ok(conn) = Database::connect(&admin).await {
-                        let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                        let _ = conn
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .await;
                     }
                 });
             })

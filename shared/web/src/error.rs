@@ -24,7 +24,10 @@ pub enum ApiError {
     InvalidField { field: String, detail: String },
     /// The body or query cannot be read at all.
     #[error("{detail}")]
-    Malformed { detail: String, field: Option<String> },
+    Malformed {
+        detail: String,
+        field: Option<String>,
+    },
     /// The request conflicts with the current state.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
@@ -40,11 +43,17 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        ApiError::InvalidField { field: field.into(), detail: detail.into() }
+        ApiError::InvalidField {
+            field: field.into(),
+            detail: detail.into(),
+        }
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError::Conflict { code, detail: detail.into() }
+        ApiError::Conflict {
+            code,
+            detail: detail.into(),
+        }
     }
 
     /// The stable code clients match on.
@@ -130,12 +139,17 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            ApiError::Internal(cause) => tracing::error!(error = %format!("{cause:#}"), "request failed"),
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %format!("{cause:#}"), "request failed")
+            }
             ApiError::Unavailable(why) => tracing::warn!(reason = %why, "dependency unavailable"),
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
         if matches!(self, ApiError::Unauthenticated(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
@@ -163,7 +177,12 @@ mod tests {
         assert_eq!(json["field"], "confidentiality");
         assert_eq!(json["status"], 400);
         assert_eq!(json["type"], "urn:renkei:problem:invalid_field");
-        assert!(json["detail"].as_str().expect("detail").contains("must be 1 to 3"));
+        assert!(
+            json["detail"]
+                .as_str()
+                .expect("detail")
+                .contains("must be 1 to 3")
+        );
     }
 
     #[test]

@@ -35,8 +35,15 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 7] =
-        [Role::Admin, Role::Operator, Role::Manager, Role::Csirt, Role::Ciso, Role::Central, Role::Auditor];
+    pub const ALL: [Role; 7] = [
+        Role::Admin,
+        Role::Operator,
+        Role::Manager,
+        Role::Csirt,
+        Role::Ciso,
+        Role::Central,
+        Role::Auditor,
+    ];
 
     pub fn parse(s: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == s)
@@ -106,7 +113,10 @@ impl TokenVerifier {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 30;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        TokenVerifier { key: DecodingKey::from_secret(secret), validation }
+        TokenVerifier {
+            key: DecodingKey::from_secret(secret),
+            validation,
+        }
     }
 
     pub fn verify(&self, token: &str) -> Result<Identity, ApiError> {
@@ -114,9 +124,15 @@ impl TokenVerifier {
             .map_err(|e| ApiError::Unauthenticated(format!("bearer token rejected: {e}")))?;
         let claims = data.claims;
         if claims.roles.is_empty() {
-            return Err(ApiError::Unauthenticated("bearer token carries no role".into()));
+            return Err(ApiError::Unauthenticated(
+                "bearer token carries no role".into(),
+            ));
         }
-        Ok(Identity { sub: claims.sub, org: claims.org, roles: claims.roles })
+        Ok(Identity {
+            sub: claims.sub,
+            org: claims.org,
+            roles: claims.roles,
+        })
     }
 }
 
@@ -127,13 +143,28 @@ pub struct TokenIssuer {
 
 impl TokenIssuer {
     pub fn hs256(secret: &[u8]) -> TokenIssuer {
-        TokenIssuer { key: EncodingKey::from_secret(secret) }
+        TokenIssuer {
+            key: EncodingKey::from_secret(secret),
+        }
     }
 
-    pub fn issue(&self, sub: &str, org: Option<Uuid>, roles: &[Role], ttl_secs: u64) -> anyhow::Result<String> {
+    pub fn issue(
+        &self,
+        sub: &str,
+        org: Option<Uuid>,
+        roles: &[Role],
+        ttl_secs: u64,
+    ) -> anyhow::Result<String> {
         let now = jsonwebtoken::get_current_timestamp();
-        let claims = Claims { sub: sub.to_owned(), org, roles: roles.to_vec(), iat: now, exp: now + ttl_secs };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key).context("token could not be signed")
+        let claims = Claims {
+            sub: sub.to_owned(),
+            org,
+            roles: roles.to_vec(),
+            iat: now,
+            exp: now + ttl_secs,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
+            .context("token could not be signed")
     }
 }
 
@@ -145,9 +176,12 @@ pub fn dev_key(configured: &str, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     }
     let path = data_dir.join("dev-signing.key");
     match std::fs::read_to_string(&path) {
-        Ok(text) => hex::decode(text.trim()).with_context(|| format!("{} is not a hex key", path.display())),
+        Ok(text) => {
+            hex::decode(text.trim()).with_context(|| format!("{} is not a hex key", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("cannot create {}", data_dir.display()))?;
             let key: [u8; 32] = rand::random();
             write_private(&path, &hex::encode(key))?;
             Ok(key.to_vec())
@@ -191,12 +225,19 @@ fn identify(req: &HttpRequest) -> Result<Identity, ApiError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthenticated("an Authorization: Bearer token is required".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("an Authorization: Bearer token is required".into())
+        })?;
     let token = header
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .ok_or_else(|| ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`".into()))?;
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
+        })?;
     let identity = verifier.verify(token.trim())?;
     tracing::Span::current().record("identity.sub", identity.sub.as_str());
     Ok(identity)
@@ -210,18 +251,39 @@ mod tests {
     fn a_token_round_trips_and_a_foreign_key_is_refused() {
         let issuer = TokenIssuer::hs256(b"one key");
         let org = Uuid::now_v7();
-        let token = issuer.issue("mgr-1", Some(org), &[Role::Manager], 60).expect("token");
-        let id = TokenVerifier::hs256(b"one key").verify(&token).expect("valid");
-        assert_eq!(id, Identity { sub: "mgr-1".into(), org: Some(org), roles: vec![Role::Manager] });
-        assert!(matches!(TokenVerifier::hs256(b"other key").verify(&token), Err(ApiError::Unauthenticated(_))));
+        let token = issuer
+            .issue("mgr-1", Some(org), &[Role::Manager], 60)
+            .expect("token");
+        let id = TokenVerifier::hs256(b"one key")
+            .verify(&token)
+            .expect("valid");
+        assert_eq!(
+            id,
+            Identity {
+                sub: "mgr-1".into(),
+                org: Some(org),
+                roles: vec![Role::Manager]
+            }
+        );
+        assert!(matches!(
+            TokenVerifier::hs256(b"other key").verify(&token),
+            Err(ApiError::Unauthenticated(_))
+        ));
     }
 
     #[test]
     fn an_expired_token_is_refused() {
         let issuer = TokenIssuer::hs256(b"k");
         let now = jsonwebtoken::get_current_timestamp();
-        let claims = Claims { sub: "x".into(), org: None, roles: vec![Role::Admin], iat: now - 7200, exp: now - 3600 };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &issuer.key).expect("sign");
+        let claims = Claims {
+            sub: "x".into(),
+            org: None,
+            roles: vec![Role::Admin],
+            iat: now - 7200,
+            exp: now - 3600,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &issuer.key)
+            .expect("sign");
         assert!(TokenVerifier::hs256(b"k").verify(&token).is_err());
     }
 

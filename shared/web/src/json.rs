@@ -27,13 +27,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
         let bytes = web::Bytes::from_request(req, payload);
         let body_limit = req.app_data::<BodyLimit>().map_or(1024 * 1024, |l| l.0);
         Box::pin(async move {
-            let bytes = bytes.await.map_err(|e| match e.as_error::<PayloadError>() {
-                Some(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit: body_limit },
-                _ if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                    ApiError::PayloadTooLarge { limit: body_limit }
-                }
-                _ => ApiError::Malformed { detail: format!("request body could not be read: {e}"), field: None },
-            })?;
+            let bytes = bytes
+                .await
+                .map_err(|e| match e.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit: body_limit },
+                    _ if e.as_response_error().status_code()
+                        == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE =>
+                    {
+                        ApiError::PayloadTooLarge { limit: body_limit }
+                    }
+                    _ => ApiError::Malformed {
+                        detail: format!("request body could not be read: {e}"),
+                        field: None,
+                    },
+                })?;
             if !content_type_ok {
                 return Err(ApiError::Malformed {
                     detail: "Content-Type must be application/json".into(),
@@ -57,7 +64,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = err.into_inner();
         let message = inner.to_string();
         // serde names unknown and missing fields only in its message.
-        let named = backticked(&message).filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"));
+        let named = backticked(&message).filter(|_| {
+            message.starts_with("unknown field") || message.starts_with("missing field")
+        });
         let field = match (named, path.as_str()) {
             (Some(name), "." | "") => Some(name.to_owned()),
             (Some(name), p) if p == name || p.ends_with(&format!(".{name}")) => Some(p.to_owned()),
@@ -66,11 +75,20 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             (None, p) => Some(p.to_owned()),
         };
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::Malformed { detail: format!("body is not valid JSON: {message}"), field }
+            ApiError::Malformed {
+                detail: format!("body is not valid JSON: {message}"),
+                field,
+            }
         } else {
             match field {
-                Some(field) => ApiError::InvalidField { field, detail: message },
-                None => ApiError::Malformed { detail: message, field: None },
+                Some(field) => ApiError::InvalidField {
+                    field,
+                    detail: message,
+                },
+                None => ApiError::Malformed {
+                    detail: message,
+                    field: None,
+                },
             }
         }
     })
@@ -104,21 +122,33 @@ mod tests {
 
     #[test]
     fn a_wrong_type_names_the_field() {
-        assert_eq!(field_of(r#"{"name":"x","confidentiality":"high"}"#).as_deref(), Some("confidentiality"));
+        assert_eq!(
+            field_of(r#"{"name":"x","confidentiality":"high"}"#).as_deref(),
+            Some("confidentiality")
+        );
     }
 
     #[test]
     fn an_unknown_field_is_named() {
-        assert_eq!(field_of(r#"{"name":"x","confidentiality":1,"lifecycle":"active"}"#).as_deref(), Some("lifecycle"));
+        assert_eq!(
+            field_of(r#"{"name":"x","confidentiality":1,"lifecycle":"active"}"#).as_deref(),
+            Some("lifecycle")
+        );
     }
 
     #[test]
     fn a_missing_field_is_named() {
-        assert_eq!(field_of(r#"{"confidentiality":1}"#).as_deref(), Some("name"));
+        assert_eq!(
+            field_of(r#"{"confidentiality":1}"#).as_deref(),
+            Some("name")
+        );
     }
 
     #[test]
     fn broken_json_is_malformed() {
-        assert!(matches!(parse::<Body>(b"{not json"), Err(ApiError::Malformed { .. })));
+        assert!(matches!(
+            parse::<Body>(b"{not json"),
+            Err(ApiError::Malformed { .. })
+        ));
     }
 }

@@ -33,13 +33,21 @@ impl PageParams {
             None | Some("") => DEFAULT_PAGE,
             Some(raw) => match raw.parse::<u64>() {
                 Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-                _ => return Err(ApiError::invalid("limit", format!("must be a whole number from 1 to {MAX_PAGE}"))),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "limit",
+                        format!("must be a whole number from 1 to {MAX_PAGE}"),
+                    ));
+                }
             },
         };
-        let after = match self.cursor.as_deref() {
-            None | Some("") => None,
-            Some(raw) => Some(Uuid::parse_str(raw).map_err(|_| ApiError::invalid("cursor", "is not a cursor this API returned"))?),
-        };
+        let after =
+            match self.cursor.as_deref() {
+                None | Some("") => None,
+                Some(raw) => Some(Uuid::parse_str(raw).map_err(|_| {
+                    ApiError::invalid("cursor", "is not a cursor this API returned")
+                })?),
+            };
         Ok(Page { limit, after })
     }
 }
@@ -56,7 +64,11 @@ impl<T> Paginated<T> {
     pub fn from_rows(mut rows: Vec<T>, page: Page, id: impl Fn(&T) -> Uuid) -> Paginated<T> {
         let more = rows.len() as u64 > page.limit;
         rows.truncate(page.limit as usize);
-        let next = if more { rows.last().map(|r| id(r).to_string()) } else { None };
+        let next = if more {
+            rows.last().map(|r| id(r).to_string())
+        } else {
+            None
+        };
         Paginated { items: rows, next }
     }
 }
@@ -68,8 +80,16 @@ mod tests {
     #[test]
     fn limits_outside_the_cap_name_the_field() {
         for bad in ["0", "1001", "ten", "-1"] {
-            let err = PageParams { limit: Some(bad.into()), cursor: None }.page().expect_err(bad);
-            assert!(matches!(err, ApiError::InvalidField { ref field, .. } if field == "limit"), "{bad}");
+            let err = PageParams {
+                limit: Some(bad.into()),
+                cursor: None,
+            }
+            .page()
+            .expect_err(bad);
+            assert!(
+                matches!(err, ApiError::InvalidField { ref field, .. } if field == "limit"),
+                "{bad}"
+            );
         }
         assert_eq!(PageParams::default().page().expect("default").limit, 100);
     }
@@ -77,7 +97,10 @@ mod tests {
     #[test]
     fn next_is_set_only_when_more_rows_exist() {
         let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
-        let page = Page { limit: 2, after: None };
+        let page = Page {
+            limit: 2,
+            after: None,
+        };
         let p = Paginated::from_rows(ids.clone(), page, |u| *u);
         assert_eq!(p.items.len(), 2);
         assert_eq!(p.next, Some(ids[1].to_string()));

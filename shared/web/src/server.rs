@@ -52,10 +52,18 @@ pub fn serve(
             .app_data(web::PayloadConfig::new(limit))
             .app_data(BodyLimit(limit))
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                ApiError::Malformed { detail: format!("query string could not be read: {e}"), field: None }.into()
+                ApiError::Malformed {
+                    detail: format!("query string could not be read: {e}"),
+                    field: None,
+                }
+                .into()
             }))
             .app_data(web::PathConfig::default().error_handler(|e, _| {
-                ApiError::Malformed { detail: format!("path could not be read: {e}"), field: None }.into()
+                ApiError::Malformed {
+                    detail: format!("path could not be read: {e}"),
+                    field: None,
+                }
+                .into()
             }))
             .wrap(from_fn(trace_request))
             .route("/healthz", web::get().to(healthz))
@@ -81,7 +89,9 @@ fn openapi_document(modules: &[Arc<dyn ServiceModule>]) -> utoipa::openapi::Open
             utoipa::openapi::InfoBuilder::new()
                 .title("Renkei API")
                 .version(env!("CARGO_PKG_VERSION"))
-                .description(Some("Security coordination for a common platform system and its linked systems."))
+                .description(Some(
+                    "Security coordination for a common platform system and its linked systems.",
+                ))
                 .build(),
         )
         .build();
@@ -91,7 +101,12 @@ fn openapi_document(modules: &[Arc<dyn ServiceModule>]) -> utoipa::openapi::Open
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
-        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
     );
     doc
 }
@@ -103,7 +118,10 @@ async fn healthz() -> HttpResponse {
 async fn readyz(modules: web::Data<Modules>) -> Result<HttpResponse, ApiError> {
     for module in &modules.0 {
         if let Err(why) = module.ready().await {
-            return Err(ApiError::Unavailable(format!("{} is not ready: {why}", module.name())));
+            return Err(ApiError::Unavailable(format!(
+                "{} is not ready: {why}",
+                module.name()
+            )));
         }
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
@@ -177,14 +195,18 @@ pub struct Running {
 
 impl Runtime {
     /// Connects to NATS (waiting for JetStream) and loads the signing key.
-    pub async fn start(settings: &renkei_settings::Settings, name: &str) -> anyhow::Result<Runtime> {
+    pub async fn start(
+        settings: &renkei_settings::Settings,
+        name: &str,
+    ) -> anyhow::Result<Runtime> {
         use anyhow::Context as _;
         use secrecy::ExposeSecret as _;
         let nats = renkei_bus::nats::connect(&settings.nats, name).await?;
         renkei_bus::nats::wait_for_jetstream(&nats, std::time::Duration::from_secs(30))
             .await
             .with_context(|| format!("nats.url: no JetStream at {}", settings.nats.url))?;
-        let key = crate::identity::dev_key(settings.auth.dev_key.expose_secret(), &settings.data_dir)?;
+        let key =
+            crate::identity::dev_key(settings.auth.dev_key.expose_secret(), &settings.data_dir)?;
         Ok(Runtime {
             nats,
             verifier: Arc::new(TokenVerifier::hs256(&key)),
@@ -194,7 +216,11 @@ impl Runtime {
     }
 
     /// Binds `http.listen` and serves `modules` in the background.
-    pub fn spawn(self, settings: &renkei_settings::Settings, modules: Vec<Arc<dyn ServiceModule>>) -> anyhow::Result<Running> {
+    pub fn spawn(
+        self,
+        settings: &renkei_settings::Settings,
+        modules: Vec<Arc<dyn ServiceModule>>,
+    ) -> anyhow::Result<Running> {
         use anyhow::Context as _;
         let listener = TcpListener::bind(settings.listen_addr())
             .with_context(|| format!("http.listen: cannot bind {}", settings.http.listen))?;
@@ -212,7 +238,11 @@ impl Runtime {
     }
 
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
-    pub async fn serve(self, settings: &renkei_settings::Settings, modules: Vec<Arc<dyn ServiceModule>>) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        settings: &renkei_settings::Settings,
+        modules: Vec<Arc<dyn ServiceModule>>,
+    ) -> anyhow::Result<()> {
         let running = self.spawn(settings, modules)?;
         tracing::info!(addr = %running.addr, "listening");
         shutdown_signal().await;
@@ -228,7 +258,10 @@ impl Running {
         self.handle.stop(true).await;
         self.cancel.cancel();
         let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(std::time::Duration::from_secs(10), drain).await.is_err() {
+        if tokio::time::timeout(std::time::Duration::from_secs(10), drain)
+            .await
+            .is_err()
+        {
             tracing::warn!("background tasks did not stop in 10 s; aborting them");
             self.tasks.abort_all();
         }

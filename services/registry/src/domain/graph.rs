@@ -87,16 +87,21 @@ impl GraphIndex {
     }
 
     fn join(&mut self, org: Uuid, platform: Uuid) {
-        *self.membership.entry(org).or_default().entry(platform).or_default() += 1;
+        *self
+            .membership
+            .entry(org)
+            .or_default()
+            .entry(platform)
+            .or_default() += 1;
     }
 
     fn leave(&mut self, org: Uuid, platform: Uuid) {
-        if let Some(platforms) = self.membership.get_mut(&org) {
-            if let Some(n) = platforms.get_mut(&platform) {
-                *n -= 1;
-                if *n == 0 {
-                    platforms.remove(&platform);
-                }
+        if let Some(platforms) = self.membership.get_mut(&org)
+            && let Some(n) = platforms.get_mut(&platform)
+        {
+            *n -= 1;
+            if *n == 0 {
+                platforms.remove(&platform);
             }
         }
     }
@@ -116,8 +121,14 @@ impl GraphIndex {
         if self.links.contains_key(&id) {
             return;
         }
-        let (Some(&f), Some(&t)) = (self.slots.get(&from), self.slots.get(&to)) else { return };
-        self.out[f as usize].push(Edge { to: t, link: id, categories });
+        let (Some(&f), Some(&t)) = (self.slots.get(&from), self.slots.get(&to)) else {
+            return;
+        };
+        self.out[f as usize].push(Edge {
+            to: t,
+            link: id,
+            categories,
+        });
         self.links.insert(id, (f, t));
     }
 
@@ -130,12 +141,17 @@ impl GraphIndex {
     /// The platforms `org` is a member of: those it operates and those its
     /// linked systems sit on.
     pub fn platforms_of(&self, org: Uuid) -> FxHashSet<Uuid> {
-        self.membership.get(&org).map(|p| p.keys().copied().collect()).unwrap_or_default()
+        self.membership
+            .get(&org)
+            .map(|p| p.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Whether `org` is a member of `platform`.
     pub fn is_member(&self, org: Uuid, platform: Uuid) -> bool {
-        self.membership.get(&org).is_some_and(|p| p.contains_key(&platform))
+        self.membership
+            .get(&org)
+            .is_some_and(|p| p.contains_key(&platform))
     }
 
     /// Organisations that own a system on any of `platforms`.
@@ -184,7 +200,12 @@ impl GraphIndex {
                 path.push(origin);
                 path.reverse();
                 let node = &self.nodes[slot as usize];
-                Reached { system_id: node.id, owner_org_id: node.owner_org_id, hops, path }
+                Reached {
+                    system_id: node.id,
+                    owner_org_id: node.owner_org_id,
+                    hops,
+                    path,
+                }
             })
             .collect();
         Some(reached)
@@ -198,7 +219,12 @@ mod tests {
     use std::collections::HashMap;
 
     fn node(id: Uuid) -> SystemNode {
-        SystemNode { id, owner_org_id: id, platform_id: Uuid::nil(), lifecycle: Lifecycle::Active }
+        SystemNode {
+            id,
+            owner_org_id: id,
+            platform_id: Uuid::nil(),
+            lifecycle: Lifecycle::Active,
+        }
     }
 
     fn all() -> CategorySet {
@@ -214,7 +240,9 @@ mod tests {
         for (f, t) in [(0, 1), (0, 2), (1, 3), (2, 3), (3, 4), (4, 0)] {
             g.add_link(Uuid::now_v7(), ids[f], ids[t], all());
         }
-        let r = g.blast_radius(ids[0], Category::Malware).expect("known origin");
+        let r = g
+            .blast_radius(ids[0], Category::Malware)
+            .expect("known origin");
         let hops: HashMap<Uuid, u32> = r.iter().map(|x| (x.system_id, x.hops)).collect();
         assert_eq!(hops.len(), 4, "origin excluded, each reached once");
         assert_eq!(hops[&ids[3]], 2);
@@ -231,27 +259,44 @@ mod tests {
         g.add_link(l, ids[0], ids[1], all());
         g.add_link(Uuid::now_v7(), ids[1], ids[2], all());
         g.set_lifecycle(ids[1], Lifecycle::Retired);
-        assert!(g.blast_radius(ids[0], Category::Outage).expect("known").is_empty());
+        assert!(
+            g.blast_radius(ids[0], Category::Outage)
+                .expect("known")
+                .is_empty()
+        );
         g.set_lifecycle(ids[1], Lifecycle::Active);
-        assert_eq!(g.blast_radius(ids[0], Category::Outage).expect("known").len(), 2);
+        assert_eq!(
+            g.blast_radius(ids[0], Category::Outage)
+                .expect("known")
+                .len(),
+            2
+        );
         g.remove_link(l);
         g.remove_link(l);
-        assert!(g.blast_radius(ids[0], Category::Outage).expect("known").is_empty());
+        assert!(
+            g.blast_radius(ids[0], Category::Outage)
+                .expect("known")
+                .is_empty()
+        );
     }
 
     /// Reference: hop distances by relaxing every edge until nothing changes.
-    fn naive(n: usize, edges: &[(usize, usize, u8)], origin: usize, category: Category) -> HashMap<usize, u32> {
+    fn naive(
+        n: usize,
+        edges: &[(usize, usize, u8)],
+        origin: usize,
+        category: Category,
+    ) -> HashMap<usize, u32> {
         let mut dist: HashMap<usize, u32> = HashMap::from([(origin, 0)]);
         loop {
             let mut changed = false;
             for &(f, t, mask) in edges {
-                if CategorySet::from_mask(i32::from(mask)).contains(category) {
-                    if let Some(&d) = dist.get(&f) {
-                        if dist.get(&t).is_none_or(|&old| d + 1 < old) {
-                            dist.insert(t, d + 1);
-                            changed = true;
-                        }
-                    }
+                if CategorySet::from_mask(i32::from(mask)).contains(category)
+                    && let Some(&d) = dist.get(&f)
+                    && dist.get(&t).is_none_or(|&old| d + 1 < old)
+                {
+                    dist.insert(t, d + 1);
+                    changed = true;
                 }
             }
             if !changed {

@@ -12,8 +12,13 @@ pub enum LinkKind {
 }
 
 impl LinkKind {
-    pub const ALL: [LinkKind; 5] =
-        [LinkKind::Network, LinkKind::DataFlow, LinkKind::Identity, LinkKind::SharedInfrastructure, LinkKind::Operations];
+    pub const ALL: [LinkKind; 5] = [
+        LinkKind::Network,
+        LinkKind::DataFlow,
+        LinkKind::Identity,
+        LinkKind::SharedInfrastructure,
+        LinkKind::Operations,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -96,7 +101,8 @@ impl CategorySet {
     pub fn parse(field: &'static str, values: &[String]) -> Result<CategorySet, Invalid> {
         let mut set = CategorySet::default();
         for (i, v) in values.iter().enumerate() {
-            let c = Category::parse(field, v).map_err(|e| Invalid::new(field, format!("item {i}: {}", e.reason)))?;
+            let c = Category::parse(field, v)
+                .map_err(|e| Invalid::new(field, format!("item {i}: {}", e.reason)))?;
             if set.contains(c) {
                 return Err(Invalid::new(field, format!("`{v}` is listed twice")));
             }
@@ -106,7 +112,11 @@ impl CategorySet {
     }
 
     pub fn names(self) -> Vec<String> {
-        Category::ALL.into_iter().filter(|c| self.contains(*c)).map(|c| c.as_str().to_owned()).collect()
+        Category::ALL
+            .into_iter()
+            .filter(|c| self.contains(*c))
+            .map(|c| c.as_str().to_owned())
+            .collect()
     }
 }
 
@@ -116,7 +126,8 @@ mod tests {
 
     #[test]
     fn category_sets_round_trip_through_their_mask() {
-        let set = CategorySet::parse("propagates", &["malware".into(), "outage".into()]).expect("valid");
+        let set =
+            CategorySet::parse("propagates", &["malware".into(), "outage".into()]).expect("valid");
         assert_eq!(CategorySet::from_mask(set.mask()), set);
         assert_eq!(set.names(), vec!["malware", "outage"]);
     }

@@ -22,7 +22,10 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: &'static str, reason: impl Into<String>) -> Invalid {
-        Invalid { field, reason: reason.into() }
+        Invalid {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -33,15 +36,29 @@ pub fn valid_name(field: &'static str, value: &str, max: usize) -> Result<String
         return Err(Invalid::new(field, "must not be empty"));
     }
     if trimmed.chars().count() > max {
-        return Err(Invalid::new(field, format!("must be at most {max} characters")));
+        return Err(Invalid::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     Ok(trimmed.to_owned())
 }
 
 /// Parses one of a fixed set of snake_case words.
-pub(crate) fn parse_word<T: Copy>(field: &'static str, value: &str, all: &[T], name: fn(T) -> &'static str) -> Result<T, Invalid> {
-    all.iter().copied().find(|v| name(*v) == value).ok_or_else(|| {
-        let allowed: Vec<&str> = all.iter().map(|v| name(*v)).collect();
-        Invalid::new(field, format!("`{value}` is not one of {}", allowed.join(", ")))
-    })
+pub(crate) fn parse_word<T: Copy>(
+    field: &'static str,
+    value: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, Invalid> {
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == value)
+        .ok_or_else(|| {
+            let allowed: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+            Invalid::new(
+                field,
+                format!("`{value}` is not one of {}", allowed.join(", ")),
+            )
+        })
 }

@@ -53,7 +53,12 @@ pub struct IllegalTransition {
 }
 
 impl Lifecycle {
-    pub const ALL: [Lifecycle; 4] = [Lifecycle::PendingRules, Lifecycle::Active, Lifecycle::Suspended, Lifecycle::Retired];
+    pub const ALL: [Lifecycle; 4] = [
+        Lifecycle::PendingRules,
+        Lifecycle::Active,
+        Lifecycle::Suspended,
+        Lifecycle::Retired,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -74,9 +79,15 @@ impl Lifecycle {
         use Lifecycle::*;
         let allowed = matches!(
             (self, to),
-            (PendingRules, Active | Retired) | (Active, Suspended | Retired) | (Suspended, Active | Retired)
+            (PendingRules, Active | Retired)
+                | (Active, Suspended | Retired)
+                | (Suspended, Active | Retired)
         );
-        if allowed { Ok(to) } else { Err(IllegalTransition { from: self, to }) }
+        if allowed {
+            Ok(to)
+        } else {
+            Err(IllegalTransition { from: self, to })
+        }
     }
 
     /// Retired systems are disconnected: incidents no longer travel through them.
@@ -95,7 +106,11 @@ pub struct Ratings {
 }
 
 impl Ratings {
-    pub fn new(confidentiality: i64, integrity: i64, availability: i64) -> Result<Ratings, Invalid> {
+    pub fn new(
+        confidentiality: i64,
+        integrity: i64,
+        availability: i64,
+    ) -> Result<Ratings, Invalid> {
         Ok(Ratings {
             confidentiality: rating("confidentiality", confidentiality, 3)?,
             integrity: rating("integrity", integrity, 2)?,
@@ -107,14 +122,20 @@ impl Ratings {
 pub fn rating(field: &'static str, value: i64, max: i16) -> Result<i16, Invalid> {
     match i16::try_from(value) {
         Ok(v) if (1..=max).contains(&v) => Ok(v),
-        _ => Err(Invalid::new(field, format!("must be an integer from 1 to {max}, not {value}"))),
+        _ => Err(Invalid::new(
+            field,
+            format!("must be an integer from 1 to {max}, not {value}"),
+        )),
     }
 }
 
 /// Descriptions are free text with a sane bound.
 pub fn valid_description(value: &str) -> Result<String, Invalid> {
     if value.chars().count() > 4_000 {
-        return Err(Invalid::new("description", "must be at most 4000 characters"));
+        return Err(Invalid::new(
+            "description",
+            "must be at most 4000 characters",
+        ));
     }
     Ok(value.trim().to_owned())
 }
@@ -136,14 +157,21 @@ mod tests {
         ];
         for from in Lifecycle::ALL {
             for to in Lifecycle::ALL {
-                assert_eq!(from.transition(to).is_ok(), allowed.contains(&(from, to)), "{from:?} -> {to:?}");
+                assert_eq!(
+                    from.transition(to).is_ok(),
+                    allowed.contains(&(from, to)),
+                    "{from:?} -> {to:?}"
+                );
             }
         }
     }
 
     #[test]
     fn ratings_outside_the_classification_name_their_field() {
-        assert_eq!(Ratings::new(7, 1, 1).expect_err("c").field, "confidentiality");
+        assert_eq!(
+            Ratings::new(7, 1, 1).expect_err("c").field,
+            "confidentiality"
+        );
         assert_eq!(Ratings::new(3, 3, 1).expect_err("i").field, "integrity");
         assert_eq!(Ratings::new(1, 1, 0).expect_err("a").field, "availability");
         assert!(Ratings::new(3, 2, 2).is_ok());

@@ -14,7 +14,10 @@ use renkei_bus::contracts::registry as contract;
 use renkei_bus::{Envelope, EventHandler, HandlerError, Outbox, QueryFailure};
 use renkei_store::Db;
 use renkei_web::ApiError;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, EntityTrait, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    TransactionTrait,
+};
 use uuid::Uuid;
 
 use crate::domain::{Category, CategorySet, GraphIndex, Lifecycle};
@@ -44,11 +47,16 @@ pub fn snapshot(m: &system::Model) -> contract::SystemSnapshot {
 }
 
 pub fn system_registered(m: &system::Model) -> contract::SystemRegistered {
-    contract::SystemRegistered { system: snapshot(m) }
+    contract::SystemRegistered {
+        system: snapshot(m),
+    }
 }
 
 pub fn system_updated(m: &system::Model, changed: Vec<String>) -> contract::SystemUpdated {
-    contract::SystemUpdated { system: snapshot(m), changed }
+    contract::SystemUpdated {
+        system: snapshot(m),
+        changed,
+    }
 }
 
 fn link_snapshot(m: &link::Model) -> contract::LinkSnapshot {
@@ -63,11 +71,15 @@ fn link_snapshot(m: &link::Model) -> contract::LinkSnapshot {
 }
 
 pub fn link_added(m: &link::Model) -> contract::LinkAdded {
-    contract::LinkAdded { link: link_snapshot(m) }
+    contract::LinkAdded {
+        link: link_snapshot(m),
+    }
 }
 
 pub fn link_removed(m: &link::Model) -> contract::LinkRemoved {
-    contract::LinkRemoved { link: link_snapshot(m) }
+    contract::LinkRemoved {
+        link: link_snapshot(m),
+    }
 }
 
 /// Moves a system's lifecycle and stages the event, in one transaction.
@@ -91,11 +103,24 @@ pub async fn apply_lifecycle(
     }
 }
 
-async fn change_in<C: ConnectionTrait>(conn: &C, outbox: &Outbox, id: Uuid, to: Lifecycle) -> Result<Option<system::Model>, ApiError> {
+async fn change_in<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    id: Uuid,
+    to: Lifecycle,
+) -> Result<Option<system::Model>, ApiError> {
     let internal = |e: sea_orm::DbErr| ApiError::Internal(e.into());
-    let Some(current) = system::Entity::find_by_id(id).one(conn).await.map_err(internal)? else { return Ok(None) };
-    let from = Lifecycle::parse("lifecycle", &current.lifecycle).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
-    from.transition(to).map_err(|e| ApiError::conflict("illegal_transition", e.to_string()))?;
+    let Some(current) = system::Entity::find_by_id(id)
+        .one(conn)
+        .await
+        .map_err(internal)?
+    else {
+        return Ok(None);
+    };
+    let from = Lifecycle::parse("lifecycle", &current.lifecycle)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    from.transition(to)
+        .map_err(|e| ApiError::conflict("illegal_transition", e.to_string()))?;
     let mut model: system::ActiveModel = current.into();
     model.lifecycle = Set(to.as_str().to_owned());
     model.updated_at = Set(Utc::now());
@@ -107,7 +132,10 @@ async fn change_in<C: ConnectionTrait>(conn: &C, outbox: &Outbox, id: Uuid, to: 
         from: from.as_str().to_owned(),
         to: to.as_str().to_owned(),
     };
-    outbox.stage(conn, Some(saved.owner_org_id), &event).await.map_err(internal)?;
+    outbox
+        .stage(conn, Some(saved.owner_org_id), &event)
+        .await
+        .map_err(internal)?;
     Ok(Some(saved))
 }
 
@@ -120,11 +148,19 @@ pub struct RulesAcceptedHandler {
 
 #[async_trait::async_trait]
 impl EventHandler for RulesAcceptedHandler {
-    async fn handle(&self, txn: &DatabaseTransaction, event: &Envelope) -> Result<(), HandlerError> {
-        let accepted: RulesAccepted = event.decode().map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let accepted: RulesAccepted = event
+            .decode()
+            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
         let mut activated = Vec::new();
         for system_id in &accepted.system_ids {
-            let Some(current) = system::Entity::find_by_id(*system_id).one(txn).await? else { continue };
+            let Some(current) = system::Entity::find_by_id(*system_id).one(txn).await? else {
+                continue;
+            };
             // Only the owner's acceptance counts, and only a pending system moves.
             if current.owner_org_id != accepted.organization_id
                 || current.platform_id != accepted.platform_id
@@ -132,9 +168,15 @@ impl EventHandler for RulesAcceptedHandler {
             {
                 continue;
             }
-            apply_lifecycle(&self.db, &self.outbox, *system_id, Lifecycle::Active, Some(txn))
-                .await
-                .map_err(|e| HandlerError::Transient(anyhow::anyhow!(e.to_string())))?;
+            apply_lifecycle(
+                &self.db,
+                &self.outbox,
+                *system_id,
+                Lifecycle::Active,
+                Some(txn),
+            )
+            .await
+            .map_err(|e| HandlerError::Transient(anyhow::anyhow!(e.to_string())))?;
             activated.push(*system_id);
         }
         tracing::info!(organization.id = %accepted.organization_id, activated = activated.len(), "rules accepted");
@@ -153,18 +195,28 @@ pub fn answer_blast_radius(
     index: &RwLock<GraphIndex>,
     query: &contract::BlastRadiusQuery,
 ) -> Result<contract::BlastRadius, QueryFailure> {
-    let category = Category::parse("category", &query.category).map_err(|e| QueryFailure::new("invalid_category", e.reason))?;
+    let category = Category::parse("category", &query.category)
+        .map_err(|e| QueryFailure::new("invalid_category", e.reason))?;
     let index = index.read();
-    let origin = index.system(query.system_id).ok_or_else(|| QueryFailure::new("not_found", "no such system"))?;
+    let origin = index
+        .system(query.system_id)
+        .ok_or_else(|| QueryFailure::new("not_found", "no such system"))?;
     let platform_id = origin.platform_id;
-    let reached = index.blast_radius(query.system_id, category).unwrap_or_default();
+    let reached = index
+        .blast_radius(query.system_id, category)
+        .unwrap_or_default();
     Ok(contract::BlastRadius {
         origin: query.system_id,
         platform_id,
         category: category.as_str().to_owned(),
         affected: reached
             .into_iter()
-            .map(|r| contract::AffectedSystem { system_id: r.system_id, owner_org_id: r.owner_org_id, hops: r.hops, path: r.path })
+            .map(|r| contract::AffectedSystem {
+                system_id: r.system_id,
+                owner_org_id: r.owner_org_id,
+                hops: r.hops,
+                path: r.path,
+            })
             .collect(),
     })
 }

@@ -30,7 +30,13 @@ pub struct Organization {
 
 impl From<organization::Model> for Organization {
     fn from(m: organization::Model) -> Self {
-        Organization { id: m.id, name: m.name, kind: m.kind, competent_org_id: m.competent_org_id, created_at: m.created_at }
+        Organization {
+            id: m.id,
+            name: m.name,
+            kind: m.kind,
+            competent_org_id: m.competent_org_id,
+            created_at: m.created_at,
+        }
     }
 }
 

@@ -8,14 +8,16 @@ use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use renkei_web::{ApiError, Identity, Page, PageParams, Paginated, Role, ValidJson};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    SqlErr, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 use utoipa::OpenApi;
 use uuid::Uuid;
 
 use crate::access;
-use crate::domain::{self, CategorySet, Category, Invalid, Lifecycle, LinkKind, OrgKind, Ratings, SystemKind};
+use crate::domain::{
+    self, Category, CategorySet, Invalid, Lifecycle, LinkKind, OrgKind, Ratings, SystemKind,
+};
 use crate::events;
 use crate::service::RegistryState;
 use crate::store::{self, link, organization, system};
@@ -31,7 +33,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/systems", web::get().to(list_systems))
         .route("/v1/systems/{id}", web::get().to(get_system))
         .route("/v1/systems/{id}", web::patch().to(update_system))
-        .route("/v1/systems/{id}/lifecycle", web::post().to(change_lifecycle))
+        .route(
+            "/v1/systems/{id}/lifecycle",
+            web::post().to(change_lifecycle),
+        )
         .route("/v1/systems/{id}/blast-radius", web::get().to(blast_radius))
         .route("/v1/links", web::post().to(create_link))
         .route("/v1/links", web::get().to(list_links))
@@ -67,7 +72,9 @@ fn path_id(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
 fn query_id(field: &'static str, raw: &Option<String>) -> Result<Option<Uuid>, ApiError> {
     match raw.as_deref() {
         None | Some("") => Ok(None),
-        Some(v) => Uuid::parse_str(v).map(Some).map_err(|_| ApiError::invalid(field, "is not a valid id")),
+        Some(v) => Uuid::parse_str(v)
+            .map(Some)
+            .map_err(|_| ApiError::invalid(field, "is not a valid id")),
     }
 }
 
@@ -83,7 +90,9 @@ async fn create_organization(
     ValidJson(body): ValidJson<CreateOrganization>,
 ) -> Result<HttpResponse, ApiError> {
     if !who.is_admin() {
-        return Err(ApiError::Forbidden("only an installation admin registers organisations".into()));
+        return Err(ApiError::Forbidden(
+            "only an installation admin registers organisations".into(),
+        ));
     }
     let name = domain::valid_name("name", &body.name, 200).map_err(invalid)?;
     let kind = OrgKind::parse("kind", &body.kind).map_err(invalid)?;
@@ -95,7 +104,12 @@ async fn create_organization(
             .and_then(|o| OrgKind::parse("kind", &o.kind).ok()),
         None => None,
     };
-    domain::organization::check_competent_agency(kind, competent_kind, body.competent_org_id.is_some()).map_err(invalid)?;
+    domain::organization::check_competent_agency(
+        kind,
+        competent_kind,
+        body.competent_org_id.is_some(),
+    )
+    .map_err(invalid)?;
     let model = organization::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name),
@@ -105,10 +119,20 @@ async fn create_organization(
     };
     let txn = state.db.write.begin().await.map_err(db)?;
     let saved = model.insert(&txn).await.map_err(|e| match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => ApiError::conflict("duplicate_name", "an organisation with this name exists"),
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            ApiError::conflict("duplicate_name", "an organisation with this name exists")
+        }
         _ => db(e),
     })?;
-    state.outbox.stage(&txn, Some(saved.id), &events::organization_registered(&saved)).await.map_err(db)?;
+    state
+        .outbox
+        .stage(
+            &txn,
+            Some(saved.id),
+            &events::organization_registered(&saved),
+        )
+        .await
+        .map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     Ok(HttpResponse::Created().json(Organization::from(saved)))
 }
@@ -120,7 +144,12 @@ fn visible_orgs(state: &RegistryState, who: &Identity) -> Option<HashSet<Uuid>> 
         return None;
     }
     let index = state.index.read();
-    let mut orgs: HashSet<Uuid> = who.org.map(|org| index.members_of(&index.platforms_of(org))).unwrap_or_default().into_iter().collect();
+    let mut orgs: HashSet<Uuid> = who
+        .org
+        .map(|org| index.members_of(&index.platforms_of(org)))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     orgs.extend(who.org);
     Some(orgs)
 }
@@ -128,9 +157,15 @@ fn visible_orgs(state: &RegistryState, who: &Identity) -> Option<HashSet<Uuid>> 
 #[utoipa::path(get, path = "/v1/organizations", tag = "registry", params(PageParams),
     responses((status = 200, description = "`{items, next}`")), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
-async fn list_organizations(state: State, who: Identity, page: web::Query<PageParams>) -> Result<HttpResponse, ApiError> {
+async fn list_organizations(
+    state: State,
+    who: Identity,
+    page: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
     let page = page.page()?;
-    let mut query = organization::Entity::find().order_by_asc(organization::Column::Id).limit(page.limit + 1);
+    let mut query = organization::Entity::find()
+        .order_by_asc(organization::Column::Id)
+        .limit(page.limit + 1);
     if let Some(after) = page.after {
         query = query.filter(organization::Column::Id.gt(after));
     }
@@ -141,20 +176,36 @@ async fn list_organizations(state: State, who: Identity, page: web::Query<PagePa
     Ok(HttpResponse::Ok().json(paginate(rows, page, |m| m.id, Organization::from)))
 }
 
-fn paginate<M, T>(rows: Vec<M>, page: Page, id: impl Fn(&M) -> Uuid, view: impl Fn(M) -> T) -> Paginated<T> {
+fn paginate<M, T>(
+    rows: Vec<M>,
+    page: Page,
+    id: impl Fn(&M) -> Uuid,
+    view: impl Fn(M) -> T,
+) -> Paginated<T> {
     let page = Paginated::from_rows(rows, page, id);
-    Paginated { items: page.items.into_iter().map(view).collect(), next: page.next }
+    Paginated {
+        items: page.items.into_iter().map(view).collect(),
+        next: page.next,
+    }
 }
 
 #[utoipa::path(get, path = "/v1/organizations/{id}", tag = "registry",
     responses((status = 200, body = Organization), (status = 404)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(organization.id = %id))]
-async fn get_organization(state: State, who: Identity, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get_organization(
+    state: State,
+    who: Identity,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, "organization")?;
     if visible_orgs(&state, &who).is_some_and(|orgs| !orgs.contains(&id)) {
         return Err(ApiError::NotFound("organization"));
     }
-    let org = organization::Entity::find_by_id(id).one(&state.db.read).await.map_err(db)?.ok_or(ApiError::NotFound("organization"))?;
+    let org = organization::Entity::find_by_id(id)
+        .one(&state.db.read)
+        .await
+        .map_err(db)?
+        .ok_or(ApiError::NotFound("organization"))?;
     Ok(HttpResponse::Ok().json(Organization::from(org)))
 }
 
@@ -164,12 +215,18 @@ async fn get_organization(state: State, who: Identity, id: web::Path<String>) ->
     responses((status = 201, body = System), (status = 400, body = renkei_web::error::Problem), (status = 403)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(system.kind = %body.0.kind))]
-async fn create_system(state: State, who: Identity, body: ValidJson<CreateSystem>) -> Result<HttpResponse, ApiError> {
+async fn create_system(
+    state: State,
+    who: Identity,
+    body: ValidJson<CreateSystem>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let name = domain::valid_name("name", &body.name, 200).map_err(invalid)?;
     let kind = SystemKind::parse("kind", &body.kind).map_err(invalid)?;
-    let ratings = Ratings::new(body.confidentiality, body.integrity, body.availability).map_err(invalid)?;
-    let description = domain::system::valid_description(body.description.as_deref().unwrap_or("")).map_err(invalid)?;
+    let ratings =
+        Ratings::new(body.confidentiality, body.integrity, body.availability).map_err(invalid)?;
+    let description = domain::system::valid_description(body.description.as_deref().unwrap_or(""))
+        .map_err(invalid)?;
     let owner = organization::Entity::find_by_id(body.owner_org_id)
         .one(&state.db.read)
         .await
@@ -179,28 +236,43 @@ async fn create_system(state: State, who: Identity, body: ValidJson<CreateSystem
     let platform_id = match kind {
         SystemKind::Platform => {
             if body.platform_id.is_some() {
-                return Err(ApiError::invalid("platform_id", "a platform is not linked to another platform"));
+                return Err(ApiError::invalid(
+                    "platform_id",
+                    "a platform is not linked to another platform",
+                ));
             }
             if owner.kind != OrgKind::PlatformOperator.as_str() {
-                return Err(ApiError::invalid("owner_org_id", "a platform is owned by a platform_operator organisation"));
+                return Err(ApiError::invalid(
+                    "owner_org_id",
+                    "a platform is owned by a platform_operator organisation",
+                ));
             }
             if !(who.is_admin() || who.acts_for(owner.id, Some(Role::Operator))) {
-                return Err(ApiError::Forbidden("only the owning platform operator or an admin registers a platform".into()));
+                return Err(ApiError::Forbidden(
+                    "only the owning platform operator or an admin registers a platform".into(),
+                ));
             }
             id
         }
         SystemKind::Linked => {
-            let platform_id = body.platform_id.ok_or_else(|| ApiError::invalid("platform_id", "is required for a linked system"))?;
+            let platform_id = body.platform_id.ok_or_else(|| {
+                ApiError::invalid("platform_id", "is required for a linked system")
+            })?;
             let index = state.index.read();
             let platform = index
                 .system(platform_id)
                 .filter(|p| p.id == p.platform_id && access::can_read_platform(&who, &index, p.id))
                 .ok_or_else(|| ApiError::invalid("platform_id", "names no platform you can see"))?;
             if !platform.lifecycle.carries_incidents() {
-                return Err(ApiError::conflict("platform_retired", "the platform is retired"));
+                return Err(ApiError::conflict(
+                    "platform_retired",
+                    "the platform is retired",
+                ));
             }
             if !access::operates_platform(&who, &index, platform_id) {
-                return Err(ApiError::Forbidden("only the platform operator registers linked systems".into()));
+                return Err(ApiError::Forbidden(
+                    "only the platform operator registers linked systems".into(),
+                ));
             }
             platform_id
         }
@@ -222,7 +294,15 @@ async fn create_system(state: State, who: Identity, body: ValidJson<CreateSystem
     };
     let txn = state.db.write.begin().await.map_err(db)?;
     let saved = model.insert(&txn).await.map_err(db)?;
-    state.outbox.stage(&txn, Some(saved.owner_org_id), &events::system_registered(&saved)).await.map_err(db)?;
+    state
+        .outbox
+        .stage(
+            &txn,
+            Some(saved.owner_org_id),
+            &events::system_registered(&saved),
+        )
+        .await
+        .map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     state.index.write().upsert_system(store::node_of(&saved));
     Ok(HttpResponse::Created().json(System::from(saved)))
@@ -244,7 +324,9 @@ async fn list_systems(
         None | Some("") => None,
         Some(v) => Some(Lifecycle::parse("lifecycle", v).map_err(invalid)?),
     };
-    let mut query = system::Entity::find().order_by_asc(system::Column::Id).limit(page.limit + 1);
+    let mut query = system::Entity::find()
+        .order_by_asc(system::Column::Id)
+        .limit(page.limit + 1);
     if let Some(after) = page.after {
         query = query.filter(system::Column::Id.gt(after));
     }
@@ -258,7 +340,10 @@ async fn list_systems(
         query = query.filter(system::Column::Lifecycle.eq(l.as_str()));
     }
     if !who.reads_everything() {
-        let platforms = who.org.map(|org| state.index.read().platforms_of(org)).unwrap_or_default();
+        let platforms = who
+            .org
+            .map(|org| state.index.read().platforms_of(org))
+            .unwrap_or_default();
         query = query.filter(system::Column::PlatformId.is_in(platforms));
     }
     let rows = query.all(&state.db.read).await.map_err(db)?;
@@ -268,10 +353,18 @@ async fn list_systems(
 #[utoipa::path(get, path = "/v1/systems/{id}", tag = "registry",
     responses((status = 200, body = System), (status = 404)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(system.id = %id))]
-async fn get_system(state: State, who: Identity, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get_system(
+    state: State,
+    who: Identity,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, "system")?;
     access::readable(&who, &state.index.read(), id)?;
-    let model = system::Entity::find_by_id(id).one(&state.db.read).await.map_err(db)?.ok_or(ApiError::NotFound("system"))?;
+    let model = system::Entity::find_by_id(id)
+        .one(&state.db.read)
+        .await
+        .map_err(db)?
+        .ok_or(ApiError::NotFound("system"))?;
     Ok(HttpResponse::Ok().json(System::from(model)))
 }
 
@@ -289,21 +382,56 @@ async fn update_system(
         let index = state.index.read();
         let node = access::readable(&who, &index, id)?;
         if !access::can_describe(&who, &index, &node) {
-            return Err(ApiError::Forbidden("only the system's owner or its platform operator edits it".into()));
+            return Err(ApiError::Forbidden(
+                "only the system's owner or its platform operator edits it".into(),
+            ));
         }
     }
     if let Some(field) = body.server_controlled_field() {
-        let hint = if field == "lifecycle" { " (use POST /v1/systems/{id}/lifecycle)" } else { "" };
-        return Err(ApiError::invalid(field, format!("is set by the server and cannot be changed here{hint}")));
+        let hint = if field == "lifecycle" {
+            " (use POST /v1/systems/{id}/lifecycle)"
+        } else {
+            ""
+        };
+        return Err(ApiError::invalid(
+            field,
+            format!("is set by the server and cannot be changed here{hint}"),
+        ));
     }
-    let name = body.name.as_deref().map(|n| domain::valid_name("name", n, 200)).transpose().map_err(invalid)?;
-    let description = body.description.as_deref().map(domain::system::valid_description).transpose().map_err(invalid)?;
-    let c = body.confidentiality.map(|v| domain::system::rating("confidentiality", v, 3)).transpose().map_err(invalid)?;
-    let i = body.integrity.map(|v| domain::system::rating("integrity", v, 2)).transpose().map_err(invalid)?;
-    let a = body.availability.map(|v| domain::system::rating("availability", v, 2)).transpose().map_err(invalid)?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| domain::valid_name("name", n, 200))
+        .transpose()
+        .map_err(invalid)?;
+    let description = body
+        .description
+        .as_deref()
+        .map(domain::system::valid_description)
+        .transpose()
+        .map_err(invalid)?;
+    let c = body
+        .confidentiality
+        .map(|v| domain::system::rating("confidentiality", v, 3))
+        .transpose()
+        .map_err(invalid)?;
+    let i = body
+        .integrity
+        .map(|v| domain::system::rating("integrity", v, 2))
+        .transpose()
+        .map_err(invalid)?;
+    let a = body
+        .availability
+        .map(|v| domain::system::rating("availability", v, 2))
+        .transpose()
+        .map_err(invalid)?;
 
     let txn = state.db.write.begin().await.map_err(db)?;
-    let current = system::Entity::find_by_id(id).one(&txn).await.map_err(db)?.ok_or(ApiError::NotFound("system"))?;
+    let current = system::Entity::find_by_id(id)
+        .one(&txn)
+        .await
+        .map_err(db)?
+        .ok_or(ApiError::NotFound("system"))?;
     let mut changed = Vec::new();
     let mut model: system::ActiveModel = current.clone().into();
     if let Some(v) = name.filter(|v| *v != current.name) {
@@ -315,9 +443,19 @@ async fn update_system(
         changed.push("description".to_owned());
     }
     for (field, value, old, slot) in [
-        ("confidentiality", c, current.confidentiality, &mut model.confidentiality),
+        (
+            "confidentiality",
+            c,
+            current.confidentiality,
+            &mut model.confidentiality,
+        ),
         ("integrity", i, current.integrity, &mut model.integrity),
-        ("availability", a, current.availability, &mut model.availability),
+        (
+            "availability",
+            a,
+            current.availability,
+            &mut model.availability,
+        ),
     ] {
         if let Some(v) = value.filter(|v| *v != old) {
             *slot = Set(v);
@@ -330,7 +468,15 @@ async fn update_system(
     }
     model.updated_at = Set(Utc::now());
     let saved = model.update(&txn).await.map_err(db)?;
-    state.outbox.stage(&txn, Some(saved.owner_org_id), &events::system_updated(&saved, changed)).await.map_err(db)?;
+    state
+        .outbox
+        .stage(
+            &txn,
+            Some(saved.owner_org_id),
+            &events::system_updated(&saved, changed),
+        )
+        .await
+        .map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     Ok(HttpResponse::Ok().json(System::from(saved)))
 }
@@ -350,14 +496,21 @@ async fn change_lifecycle(
         let index = state.index.read();
         let node = access::readable(&who, &index, id)?;
         if !access::operates_platform(&who, &index, node.platform_id) {
-            return Err(ApiError::Forbidden("only the platform operator changes a system's lifecycle".into()));
+            return Err(ApiError::Forbidden(
+                "only the platform operator changes a system's lifecycle".into(),
+            ));
         }
     }
     let to = Lifecycle::parse("to", &body.to).map_err(invalid)?;
-    if let Some(reason) = &body.reason {
-        if reason.chars().count() > 2_000 {
-            return Err(ApiError::invalid("reason", "must be at most 2000 characters"));
-        }
+    if body
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 2_000)
+    {
+        return Err(ApiError::invalid(
+            "reason",
+            "must be at most 2000 characters",
+        ));
     }
     let saved = events::apply_lifecycle(&state.db, &state.outbox, id, to, None)
         .await?
@@ -369,20 +522,38 @@ async fn change_lifecycle(
 #[utoipa::path(get, path = "/v1/systems/{id}/blast-radius", tag = "registry", params(CategoryParam),
     responses((status = 200, body = BlastRadius), (status = 400), (status = 404)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(system.id = %id, incident.category))]
-async fn blast_radius(state: State, who: Identity, id: web::Path<String>, q: web::Query<CategoryParam>) -> Result<HttpResponse, ApiError> {
+async fn blast_radius(
+    state: State,
+    who: Identity,
+    id: web::Path<String>,
+    q: web::Query<CategoryParam>,
+) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, "system")?;
-    let category = Category::parse("category", q.category.as_deref().unwrap_or(""))
-        .map_err(|e| if q.category.is_none() { ApiError::invalid("category", "is required") } else { invalid(e) })?;
+    let category =
+        Category::parse("category", q.category.as_deref().unwrap_or("")).map_err(|e| {
+            if q.category.is_none() {
+                ApiError::invalid("category", "is required")
+            } else {
+                invalid(e)
+            }
+        })?;
     let index = state.index.read();
     access::readable(&who, &index, id)?;
-    let reached = index.blast_radius(id, category).ok_or(ApiError::NotFound("system"))?;
+    let reached = index
+        .blast_radius(id, category)
+        .ok_or(ApiError::NotFound("system"))?;
     drop(index);
     Ok(HttpResponse::Ok().json(BlastRadius {
         origin: id,
         category: category.as_str().to_owned(),
         affected: reached
             .into_iter()
-            .map(|r| Affected { system_id: r.system_id, owner_org_id: r.owner_org_id, hops: r.hops, path: r.path })
+            .map(|r| Affected {
+                system_id: r.system_id,
+                owner_org_id: r.owner_org_id,
+                hops: r.hops,
+                path: r.path,
+            })
             .collect(),
     }))
 }
@@ -392,11 +563,18 @@ async fn blast_radius(state: State, who: Identity, id: web::Path<String>, q: web
 #[utoipa::path(post, path = "/v1/links", tag = "registry", request_body = CreateLink,
     responses((status = 201, body = Link), (status = 400), (status = 403), (status = 409)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
-async fn create_link(state: State, who: Identity, ValidJson(body): ValidJson<CreateLink>) -> Result<HttpResponse, ApiError> {
+async fn create_link(
+    state: State,
+    who: Identity,
+    ValidJson(body): ValidJson<CreateLink>,
+) -> Result<HttpResponse, ApiError> {
     let kind = LinkKind::parse("kind", &body.kind).map_err(invalid)?;
     let propagates = CategorySet::parse("propagates", &body.propagates).map_err(invalid)?;
     if body.from_system_id == body.to_system_id {
-        return Err(ApiError::invalid("to_system_id", "a link joins two different systems"));
+        return Err(ApiError::invalid(
+            "to_system_id",
+            "a link joins two different systems",
+        ));
     }
     let platform_id = {
         let index = state.index.read();
@@ -405,14 +583,22 @@ async fn create_link(state: State, who: Identity, ValidJson(body): ValidJson<Cre
         let to = access::readable(&who, &index, body.to_system_id)
             .map_err(|_| ApiError::invalid("to_system_id", "names no system you can see"))?;
         if from.platform_id != to.platform_id {
-            return Err(ApiError::invalid("to_system_id", "is on another platform; links stay within one platform"));
+            return Err(ApiError::invalid(
+                "to_system_id",
+                "is on another platform; links stay within one platform",
+            ));
         }
         if !access::operates_platform(&who, &index, from.platform_id) {
-            return Err(ApiError::Forbidden("only the platform operator adds links".into()));
+            return Err(ApiError::Forbidden(
+                "only the platform operator adds links".into(),
+            ));
         }
         for (field, node) in [("from_system_id", from), ("to_system_id", to)] {
             if !node.lifecycle.carries_incidents() {
-                return Err(ApiError::conflict("system_retired", format!("{field} names a retired system")));
+                return Err(ApiError::conflict(
+                    "system_retired",
+                    format!("{field} names a retired system"),
+                ));
             }
         }
         from.platform_id
@@ -428,15 +614,29 @@ async fn create_link(state: State, who: Identity, ValidJson(body): ValidJson<Cre
     };
     let txn = state.db.write.begin().await.map_err(db)?;
     let saved = model.insert(&txn).await.map_err(|e| match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::conflict("duplicate_link", "a link of this kind already joins these systems in this direction")
-        }
+        Some(SqlErr::UniqueConstraintViolation(_)) => ApiError::conflict(
+            "duplicate_link",
+            "a link of this kind already joins these systems in this direction",
+        ),
         _ => db(e),
     })?;
-    let platform_owner = state.index.read().system(platform_id).map(|p| p.owner_org_id);
-    state.outbox.stage(&txn, platform_owner, &events::link_added(&saved)).await.map_err(db)?;
+    let platform_owner = state
+        .index
+        .read()
+        .system(platform_id)
+        .map(|p| p.owner_org_id);
+    state
+        .outbox
+        .stage(&txn, platform_owner, &events::link_added(&saved))
+        .await
+        .map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
-    state.index.write().add_link(saved.id, saved.from_system_id, saved.to_system_id, propagates);
+    state.index.write().add_link(
+        saved.id,
+        saved.from_system_id,
+        saved.to_system_id,
+        propagates,
+    );
     Ok(HttpResponse::Created().json(Link::from(saved)))
 }
 
@@ -452,7 +652,9 @@ async fn list_links(
     let page = page.page()?;
     let platform = query_id("platform_id", &filter.platform_id)?;
     let system = query_id("system_id", &filter.system_id)?;
-    let mut query = link::Entity::find().order_by_asc(link::Column::Id).limit(page.limit + 1);
+    let mut query = link::Entity::find()
+        .order_by_asc(link::Column::Id)
+        .limit(page.limit + 1);
     if let Some(after) = page.after {
         query = query.filter(link::Column::Id.gt(after));
     }
@@ -460,10 +662,17 @@ async fn list_links(
         query = query.filter(link::Column::PlatformId.eq(p));
     }
     if let Some(s) = system {
-        query = query.filter(Condition::any().add(link::Column::FromSystemId.eq(s)).add(link::Column::ToSystemId.eq(s)));
+        query = query.filter(
+            Condition::any()
+                .add(link::Column::FromSystemId.eq(s))
+                .add(link::Column::ToSystemId.eq(s)),
+        );
     }
     if !who.reads_everything() {
-        let platforms = who.org.map(|org| state.index.read().platforms_of(org)).unwrap_or_default();
+        let platforms = who
+            .org
+            .map(|org| state.index.read().platforms_of(org))
+            .unwrap_or_default();
         query = query.filter(link::Column::PlatformId.is_in(platforms));
     }
     let rows = query.all(&state.db.read).await.map_err(db)?;
@@ -473,22 +682,39 @@ async fn list_links(
 #[utoipa::path(delete, path = "/v1/links/{id}", tag = "registry",
     responses((status = 204), (status = 403), (status = 404)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(link.id = %id))]
-async fn delete_link(state: State, who: Identity, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete_link(
+    state: State,
+    who: Identity,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, "link")?;
     let txn = state.db.write.begin().await.map_err(db)?;
-    let existing = link::Entity::find_by_id(id).one(&txn).await.map_err(db)?.ok_or(ApiError::NotFound("link"))?;
+    let existing = link::Entity::find_by_id(id)
+        .one(&txn)
+        .await
+        .map_err(db)?
+        .ok_or(ApiError::NotFound("link"))?;
     let platform_owner = {
         let index = state.index.read();
         if !access::can_read_platform(&who, &index, existing.platform_id) {
             return Err(ApiError::NotFound("link"));
         }
         if !access::operates_platform(&who, &index, existing.platform_id) {
-            return Err(ApiError::Forbidden("only the platform operator removes links".into()));
+            return Err(ApiError::Forbidden(
+                "only the platform operator removes links".into(),
+            ));
         }
         index.system(existing.platform_id).map(|p| p.owner_org_id)
     };
-    link::Entity::delete_by_id(id).exec(&txn).await.map_err(db)?;
-    state.outbox.stage(&txn, platform_owner, &events::link_removed(&existing)).await.map_err(db)?;
+    link::Entity::delete_by_id(id)
+        .exec(&txn)
+        .await
+        .map_err(db)?;
+    state
+        .outbox
+        .stage(&txn, platform_owner, &events::link_removed(&existing))
+        .await
+        .map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     state.index.write().remove_link(id);
     Ok(HttpResponse::NoContent().finish())

@@ -33,15 +33,25 @@ impl MigrationTrait for CreateOrganizations {
                     .col(ColumnDef::new("name").string().not_null().unique_key())
                     .col(ColumnDef::new("kind").string().not_null())
                     .col(ColumnDef::new("competent_org_id").uuid().null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
-                    .foreign_key(ForeignKey::create().from("organizations", "competent_org_id").to("organizations", "id"))
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("organizations", "competent_org_id")
+                            .to("organizations", "id"),
+                    )
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("organizations").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("organizations").to_owned())
+            .await
     }
 }
 
@@ -70,23 +80,52 @@ impl MigrationTrait for CreateSystems {
                     .col(ColumnDef::new("availability").small_integer().not_null())
                     .col(ColumnDef::new("description").text().not_null())
                     .col(ColumnDef::new("lifecycle").string().not_null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("updated_at").timestamp_with_time_zone().not_null())
-                    .foreign_key(ForeignKey::create().from("systems", "owner_org_id").to("organizations", "id"))
-                    .foreign_key(ForeignKey::create().from("systems", "platform_id").to("systems", "id"))
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("updated_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("systems", "owner_org_id")
+                            .to("organizations", "id"),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("systems", "platform_id")
+                            .to("systems", "id"),
+                    )
                     .to_owned(),
             )
             .await?;
-        for (name, col) in [("systems_platform", "platform_id"), ("systems_owner", "owner_org_id")] {
+        for (name, col) in [
+            ("systems_platform", "platform_id"),
+            ("systems_owner", "owner_org_id"),
+        ] {
             manager
-                .create_index(Index::create().if_not_exists().name(name).table("systems").col(col).col("id").to_owned())
+                .create_index(
+                    Index::create()
+                        .if_not_exists()
+                        .name(name)
+                        .table("systems")
+                        .col(col)
+                        .col("id")
+                        .to_owned(),
+                )
                 .await?;
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("systems").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("systems").to_owned())
+            .await
     }
 }
 
@@ -111,9 +150,21 @@ impl MigrationTrait for CreateLinks {
                     .col(ColumnDef::new("to_system_id").uuid().not_null())
                     .col(ColumnDef::new("kind").string().not_null())
                     .col(ColumnDef::new("propagates").integer().not_null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
-                    .foreign_key(ForeignKey::create().from("links", "from_system_id").to("systems", "id"))
-                    .foreign_key(ForeignKey::create().from("links", "to_system_id").to("systems", "id"))
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("links", "from_system_id")
+                            .to("systems", "id"),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("links", "to_system_id")
+                            .to("systems", "id"),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -131,11 +182,21 @@ impl MigrationTrait for CreateLinks {
             )
             .await?;
         manager
-            .create_index(Index::create().if_not_exists().name("links_platform").table("links").col("platform_id").col("id").to_owned())
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("links_platform")
+                    .table("links")
+                    .col("platform_id")
+                    .col("id")
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("links").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("links").to_owned())
+            .await
     }
 }

@@ -23,14 +23,29 @@ pub fn node_of(model: &system::Model) -> SystemNode {
 #[tracing::instrument(skip_all)]
 pub async fn load_index(db: &Db) -> anyhow::Result<GraphIndex> {
     let mut index = GraphIndex::new();
-    let systems = system::Entity::find().order_by_asc(system::Column::Id).all(&db.read).await?;
+    let systems = system::Entity::find()
+        .order_by_asc(system::Column::Id)
+        .all(&db.read)
+        .await?;
     for s in &systems {
         index.upsert_system(node_of(s));
     }
-    let links = link::Entity::find().order_by_asc(link::Column::Id).all(&db.read).await?;
+    let links = link::Entity::find()
+        .order_by_asc(link::Column::Id)
+        .all(&db.read)
+        .await?;
     for l in &links {
-        index.add_link(l.id, l.from_system_id, l.to_system_id, CategorySet::from_mask(l.propagates));
+        index.add_link(
+            l.id,
+            l.from_system_id,
+            l.to_system_id,
+            CategorySet::from_mask(l.propagates),
+        );
     }
-    tracing::info!(systems = index.system_count(), links = index.link_count(), "graph index built");
+    tracing::info!(
+        systems = index.system_count(),
+        links = index.link_count(),
+        "graph index built"
+    );
     Ok(index)
 }
