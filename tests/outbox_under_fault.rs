@@ -19,20 +19,38 @@ async fn events_made_while_nats_is_down_are_delivered_exactly_once_after_it_retu
     let db = TestDb::fresh().await.expect("database");
     let dir = tempfile::tempdir().expect("temp dir");
     let settings = renkei_testkit::settings(&nats.url(), &db.url, dir.path().to_path_buf());
-    let mut runtime = renkei_web::Runtime::start(&settings, "fault-test").await.expect("runtime");
-    let registry = renkei_registry::Registry::start(&settings, runtime.nats.clone(), &mut runtime.tasks, runtime.cancel.clone())
+    let mut runtime = renkei_web::Runtime::start(&settings, "fault-test")
         .await
-        .expect("registry");
-    let running = runtime.spawn(&settings, vec![registry.module()]).expect("server");
+        .expect("runtime");
+    let registry = renkei_registry::Registry::start(
+        &settings,
+        runtime.nats.clone(),
+        &mut runtime.tasks,
+        runtime.cancel.clone(),
+    )
+    .await
+    .expect("registry");
+    let running = runtime
+        .spawn(&settings, vec![registry.module()])
+        .expect("server");
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let admin = token(Role::Admin, None);
 
     // A durable consumer exists before the fault, as a consuming service's would.
     let watcher = async_nats::connect(nats.url()).await.expect("nats");
-    let stream = jetstream::new(watcher.clone()).get_stream(subjects::REGISTRY_STREAM.name).await.expect("stream");
+    let stream = jetstream::new(watcher.clone())
+        .get_stream(subjects::REGISTRY_STREAM.name)
+        .await
+        .expect("stream");
     stream
-        .get_or_create_consumer("fault-checker", pull::Config { durable_name: Some("fault-checker".into()), ..Default::default() })
+        .get_or_create_consumer(
+            "fault-checker",
+            pull::Config {
+                durable_name: Some("fault-checker".into()),
+                ..Default::default()
+            },
+        )
         .await
         .expect("consumer");
     drop(stream);
@@ -47,7 +65,11 @@ async fn events_made_while_nats_is_down_are_delivered_exactly_once_after_it_retu
             .send()
             .await
             .expect("request");
-        assert_eq!(resp.status().as_u16(), 201, "changes are accepted while NATS is down");
+        assert_eq!(
+            resp.status().as_u16(),
+            201,
+            "changes are accepted while NATS is down"
+        );
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     nats.restart().await.expect("nats back");
@@ -85,6 +107,9 @@ async fn events_made_while_nats_is_down_are_delivered_exactly_once_after_it_retu
         }
     }
     assert_eq!(seen.len(), 100, "every event delivered");
-    assert!(seen.values().all(|&n| n == 1), "no event delivered twice: {seen:?}");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "no event delivered twice: {seen:?}"
+    );
     running.stop().await.expect("clean stop");
 }
