@@ -19,20 +19,9 @@ async fn events_made_while_nats_is_down_are_delivered_exactly_once_after_it_retu
     let db = TestDb::fresh().await.expect("database");
     let dir = tempfile::tempdir().expect("temp dir");
     let settings = renkei_testkit::settings(&nats.url(), &db.url, dir.path().to_path_buf());
-    let mut runtime = renkei_web::Runtime::start(&settings, "fault-test")
+    let running = renkei_registry::Registry::spawn(&settings, "fault-test")
         .await
-        .expect("runtime");
-    let registry = renkei_registry::Registry::start(
-        &settings,
-        runtime.nats.clone(),
-        &mut runtime.tasks,
-        runtime.cancel.clone(),
-    )
-    .await
-    .expect("registry");
-    let running = runtime
-        .spawn(&settings, vec![registry.module()])
-        .expect("server");
+        .expect("registry");
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let admin = token(Role::Admin, None);

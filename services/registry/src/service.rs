@@ -110,6 +110,19 @@ impl Registry {
         })
     }
 
+    /// The registry alone on `http.listen`, in the background (tests, tools).
+    pub async fn spawn(settings: &Settings, name: &str) -> anyhow::Result<renkei_web::Running> {
+        let mut runtime = renkei_web::Runtime::start(settings, name).await?;
+        let registry = Registry::start(
+            settings,
+            runtime.nats.clone(),
+            &mut runtime.tasks,
+            runtime.cancel.clone(),
+        )
+        .await?;
+        runtime.spawn(settings, vec![registry.module()])
+    }
+
     pub fn module(&self) -> Arc<dyn ServiceModule> {
         Arc::new(RegistryModule {
             state: self.state.clone(),

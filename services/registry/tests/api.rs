@@ -28,20 +28,9 @@ async fn spawn_app() -> TestApp {
     let db = TestDb::fresh().await.expect("database");
     let dir = tempfile::tempdir().expect("temp dir");
     let settings = renkei_testkit::settings(&nats.url(), &db.url, dir.path().to_path_buf());
-    let mut runtime = renkei_web::Runtime::start(&settings, "registry-test")
+    let running = renkei_registry::Registry::spawn(&settings, "registry-test")
         .await
-        .expect("runtime");
-    let registry = renkei_registry::Registry::start(
-        &settings,
-        runtime.nats.clone(),
-        &mut runtime.tasks,
-        runtime.cancel.clone(),
-    )
-    .await
-    .expect("registry");
-    let running = runtime
-        .spawn(&settings, vec![registry.module()])
-        .expect("server");
+        .expect("registry");
     TestApp {
         base: format!("http://{}", running.addr),
         http: reqwest::Client::new(),
