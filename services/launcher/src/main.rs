@@ -175,7 +175,8 @@ async fn up(settings: Settings) -> anyhow::Result<()> {
             settings.data_dir.display()
         );
     }
-    tokio::signal::ctrl_c().await.ok();
+    // SIGTERM too: a stop from a supervisor must drain work and stop the local NATS.
+    renkei_web::server::shutdown_signal().await;
     tracing::info!("shutting down");
     running.stop().await
 }

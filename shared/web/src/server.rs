@@ -271,7 +271,8 @@ impl Running {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM (what `docker stop` and systemd send).
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
