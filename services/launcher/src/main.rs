@@ -155,11 +155,18 @@ async fn up(settings: Settings) -> anyhow::Result<()> {
         runtime.cancel.clone(),
     )
     .await?;
-    let running = runtime.spawn(&settings, vec![registry.module()])?;
+    let demarcation = renkei_demarcation::Demarcation::start(
+        &settings,
+        runtime.nats.clone(),
+        &mut runtime.tasks,
+        runtime.cancel.clone(),
+    )
+    .await?;
+    let running = runtime.spawn(&settings, vec![registry.module(), demarcation.module()])?;
     #[allow(clippy::print_stdout)]
     {
         println!("renkei up: http://{}", running.addr);
-        println!("  services : registry");
+        println!("  services : registry, demarcation");
         println!("  nats     : {}", settings.nats.url);
         println!("  data dir : {}", settings.data_dir.display());
         println!(

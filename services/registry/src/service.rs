@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use parking_lot::RwLock;
-use renkei_bus::contracts::registry::BlastRadiusQuery;
+use renkei_bus::contracts::registry::{BlastRadiusQuery, SystemQuery};
 use renkei_bus::subjects::{self, DEMARCATION_STREAM, REGISTRY_STREAM};
 use renkei_bus::{ConsumerSpec, Outbox, consumer::Consumer};
 use renkei_settings::Settings;
@@ -97,6 +97,22 @@ impl Registry {
         tasks.spawn(async move {
             if let Err(error) = responder.await {
                 tracing::error!(error = %format!("{error:#}"), "blast-radius responder stopped");
+            }
+        });
+
+        let system_db = db.clone();
+        let responder = renkei_bus::query::serve::<SystemQuery, _, _>(
+            nats.clone(),
+            SERVICE,
+            move |q| {
+                let db = system_db.clone();
+                async move { events::answer_system(&db, &q).await }
+            },
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            if let Err(error) = responder.await {
+                tracing::error!(error = %format!("{error:#}"), "system responder stopped");
             }
         });
 

@@ -625,6 +625,7 @@ async fn the_same_rules_accepted_event_delivered_twice_activates_once() {
         organization_id: w.orgs[0],
         system_ids: vec![w.systems[0]],
         rules_version: 1,
+        version_id: None,
     };
     let envelope = Envelope::new("demarcation", Some(w.orgs[0]), &accepted).expect("envelope");
     let body = serde_json::to_vec(&envelope).expect("json");

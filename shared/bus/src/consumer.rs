@@ -76,6 +76,8 @@ pub struct ConsumerSpec {
     pub stream: StreamSpec,
     /// Durable name, unique per consuming service and purpose.
     pub durable: String,
+    /// Subjects to receive; empty means the whole stream. More than one
+    /// needs a JetStream server of 2.10 or newer.
     pub filter_subjects: Vec<String>,
 }
 
@@ -134,9 +136,17 @@ impl<H: EventHandler> Consumer<H> {
 
     async fn consume(&self, cancel: &CancellationToken) -> anyhow::Result<()> {
         let stream = self.js.get_stream(self.spec.stream.name).await?;
+        // One subject goes in `filter_subject`, which every JetStream
+        // server knows; `filter_subjects` needs 2.10 or newer (older ones
+        // ignore it and deliver the whole stream).
+        let (filter_subject, filter_subjects) = match self.spec.filter_subjects.as_slice() {
+            [one] => (one.clone(), Vec::new()),
+            many => (String::new(), many.to_vec()),
+        };
         let config = pull::Config {
             durable_name: Some(self.spec.durable.clone()),
-            filter_subjects: self.spec.filter_subjects.clone(),
+            filter_subject,
+            filter_subjects,
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
             max_ack_pending: 1_000,

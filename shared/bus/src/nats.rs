@@ -48,19 +48,28 @@ pub async fn ensure_streams(
 }
 
 /// Waits until JetStream answers (after a start or restart), up to `within`.
+///
+/// Asks `$JS.API.INFO` and only checks that the answer is not an error, so
+/// that any server version with JetStream passes (the typed account info of
+/// newer clients does not parse every older server's answer).
 pub async fn wait_for_jetstream(
     client: &async_nats::Client,
     within: Duration,
 ) -> anyhow::Result<()> {
-    let js = jetstream::new(client.clone());
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        match js.query_account().await {
-            Ok(_) => return Ok(()),
-            Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(anyhow::anyhow!(e).context("JetStream is not available"));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        let answer = client.request("$JS.API.INFO", bytes::Bytes::new()).await;
+        let outcome = match answer {
+            Ok(message) => match serde_json::from_slice::<serde_json::Value>(&message.payload) {
+                Ok(info) if info.get("error").is_none() => return Ok(()),
+                Ok(info) => anyhow::anyhow!("JetStream refused: {}", info["error"]),
+                Err(e) => anyhow::anyhow!("JetStream answer unreadable: {e}"),
+            },
+            Err(e) => anyhow::anyhow!(e),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(outcome.context("JetStream is not available"));
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

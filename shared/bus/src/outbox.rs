@@ -76,6 +76,39 @@ impl Outbox {
         organization_id: Option<Uuid>,
         event: &E,
     ) -> Result<Envelope, DbErr> {
+        let (envelope, row) = self.row(organization_id, event)?;
+        entity::Entity::insert(row)
+            .exec_without_returning(txn)
+            .await?;
+        Ok(envelope)
+    }
+
+    /// Writes many events into `txn` in few statements (one event per
+    /// organisation when a rules version comes into force, say), in order.
+    #[tracing::instrument(skip_all, fields(subject = E::SUBJECT, count = events.len()))]
+    pub async fn stage_many<E: Event, C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        events: &[(Option<Uuid>, E)],
+    ) -> Result<usize, DbErr> {
+        // Bound the statement size (bind parameters are limited per statement).
+        for chunk in events.chunks(500) {
+            let rows = chunk
+                .iter()
+                .map(|(org, event)| self.row(*org, event).map(|(_, row)| row))
+                .collect::<Result<Vec<_>, _>>()?;
+            entity::Entity::insert_many(rows)
+                .exec_without_returning(txn)
+                .await?;
+        }
+        Ok(events.len())
+    }
+
+    fn row<E: Event>(
+        &self,
+        organization_id: Option<Uuid>,
+        event: &E,
+    ) -> Result<(Envelope, entity::ActiveModel), DbErr> {
         let envelope = Envelope::new(self.source, organization_id, event)
             .map_err(|e| DbErr::Custom(e.to_string()))?;
         let carrier = renkei_telemetry::inject(&tracing::Span::current());
@@ -92,10 +125,7 @@ impl Outbox {
             published_at: Set(None),
             attempts: Set(0),
         };
-        entity::Entity::insert(row)
-            .exec_without_returning(txn)
-            .await?;
-        Ok(envelope)
+        Ok((envelope, row))
     }
 
     /// Commits `txn` and wakes the relay at once (no polling on the path).

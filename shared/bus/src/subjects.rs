@@ -33,10 +33,28 @@ pub const REGISTRY_LINK_ADDED: &str = "registry.link.added";
 pub const REGISTRY_LINK_REMOVED: &str = "registry.link.removed";
 
 // demarcation
+pub const DEMARCATION_RULES_PROPOSED: &str = "demarcation.rules.proposed";
+pub const DEMARCATION_DECISION_RECORDED: &str = "demarcation.decision.recorded";
+pub const DEMARCATION_RULES_IN_FORCE: &str = "demarcation.rules.in_force";
+pub const DEMARCATION_RULES_SUPERSEDED: &str = "demarcation.rules.superseded";
+pub const DEMARCATION_RULES_WITHDRAWN: &str = "demarcation.rules.withdrawn";
 pub const DEMARCATION_RULES_ACCEPTED: &str = "demarcation.rules.accepted";
+pub const DEMARCATION_RULES_ACCEPTANCE_REQUESTED: &str = "demarcation.rules.acceptance_requested";
+pub const DEMARCATION_RULES_REMINDED: &str = "demarcation.rules.reminded";
+pub const DEMARCATION_MATRIX_UPDATED: &str = "demarcation.matrix.updated";
+pub const DEMARCATION_MATRIX_GAP_FOUND: &str = "demarcation.matrix.gap_found";
 
 // queries
 pub const QUERY_REGISTRY_BLAST_RADIUS: &str = "query.registry.blast_radius";
+pub const QUERY_REGISTRY_SYSTEM: &str = "query.registry.system";
+pub const QUERY_DEMARCATION_RESPONSIBILITY: &str = "query.demarcation.responsibility";
+
+/// Every query subject.
+pub const QUERY_SUBJECTS: &[&str] = &[
+    QUERY_REGISTRY_BLAST_RADIUS,
+    QUERY_REGISTRY_SYSTEM,
+    QUERY_DEMARCATION_RESPONSIBILITY,
+];
 
 /// Every event subject, for documentation and tests.
 pub const EVENT_SUBJECTS: &[&str] = &[
@@ -46,7 +64,16 @@ pub const EVENT_SUBJECTS: &[&str] = &[
     REGISTRY_SYSTEM_LIFECYCLE_CHANGED,
     REGISTRY_LINK_ADDED,
     REGISTRY_LINK_REMOVED,
+    DEMARCATION_RULES_PROPOSED,
+    DEMARCATION_DECISION_RECORDED,
+    DEMARCATION_RULES_IN_FORCE,
+    DEMARCATION_RULES_SUPERSEDED,
+    DEMARCATION_RULES_WITHDRAWN,
     DEMARCATION_RULES_ACCEPTED,
+    DEMARCATION_RULES_ACCEPTANCE_REQUESTED,
+    DEMARCATION_RULES_REMINDED,
+    DEMARCATION_MATRIX_UPDATED,
+    DEMARCATION_MATRIX_GAP_FOUND,
 ];
 
 /// The stream that captures `subject`, if any.
@@ -75,6 +102,9 @@ mod tests {
 
     #[test]
     fn queries_are_never_captured_by_a_stream() {
-        assert!(stream_for(QUERY_REGISTRY_BLAST_RADIUS).is_none());
+        for subject in QUERY_SUBJECTS {
+            assert!(stream_for(subject).is_none(), "{subject}");
+            assert!(subject.starts_with("query."), "{subject}");
+        }
     }
 }

@@ -52,6 +52,38 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
     }
 }
 
+/// A JSON body that may be left out entirely (`POST …/propose` with or
+/// without options): an empty body is `None`; anything else is read like
+/// [`ValidJson`].
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let empty = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0")
+            || (req
+                .headers()
+                .get(actix_web::http::header::CONTENT_LENGTH)
+                .is_none()
+                && req
+                    .headers()
+                    .get(actix_web::http::header::TRANSFER_ENCODING)
+                    .is_none());
+        if empty {
+            return Box::pin(async { Ok(OptionalJson(None)) });
+        }
+        let inner = ValidJson::<T>::from_request(req, payload);
+        Box::pin(async move { inner.await.map(|ValidJson(v)| OptionalJson(Some(v))) })
+    }
+}
+
 /// The configured body limit, for the 413 message.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);

@@ -15,6 +15,6 @@ pub mod server;
 
 pub use error::ApiError;
 pub use identity::{Identity, Role, TokenIssuer, TokenVerifier};
-pub use json::ValidJson;
+pub use json::{OptionalJson, ValidJson};
 pub use pagination::{Page, PageParams, Paginated};
 pub use server::{Running, Runtime, ServiceModule, serve};

@@ -3,7 +3,7 @@
 //! Publishes (through the outbox): organisation registered, system
 //! registered / updated / lifecycle changed, link added / removed.
 //! Consumes: `demarcation.rules.accepted` (activates the owner's pending
-//! systems). Answers: the blast-radius query.
+//! systems). Answers: the blast-radius query and one system's snapshot.
 
 use std::sync::Arc;
 
@@ -188,6 +188,19 @@ impl EventHandler for RulesAcceptedHandler {
         }
         Ok(())
     }
+}
+
+/// Answers "what is system X now" from the database.
+pub async fn answer_system(
+    db: &Db,
+    query: &contract::SystemQuery,
+) -> Result<contract::SystemSnapshot, QueryFailure> {
+    system::Entity::find_by_id(query.system_id)
+        .one(&db.read)
+        .await
+        .map_err(|e| QueryFailure::new("unavailable", e.to_string()))?
+        .map(|m| snapshot(&m))
+        .ok_or_else(|| QueryFailure::new("not_found", "no such system"))
 }
 
 /// Answers the blast-radius query from the in-memory index.

@@ -117,3 +117,15 @@ impl Query for BlastRadiusQuery {
     const SUBJECT: &'static str = subjects::QUERY_REGISTRY_BLAST_RADIUS;
     type Response = BlastRadius;
 }
+
+/// One system as the registry knows it now (for services whose own copy,
+/// kept from events, may not have caught up yet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemQuery {
+    pub system_id: Uuid,
+}
+
+impl Query for SystemQuery {
+    const SUBJECT: &'static str = subjects::QUERY_REGISTRY_SYSTEM;
+    type Response = SystemSnapshot;
+}

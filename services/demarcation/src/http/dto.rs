@@ -1,0 +1,264 @@
+//! Request and response bodies of the demarcation API (snake_case JSON).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::store::control;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateControl {
+    /// Stable id: a-z, 0-9, `-` and `.`, starting with a letter.
+    pub id: String,
+    /// Title in Japanese; at least one title is required.
+    pub title_ja: Option<String>,
+    pub title_en: Option<String>,
+    /// Free grouping word (`technical`, `organization`, …); default `custom`.
+    pub area: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Control {
+    pub id: String,
+    pub area: String,
+    pub title_ja: String,
+    pub title_en: String,
+    pub description: String,
+    pub builtin: bool,
+    pub created_by_org: Option<Uuid>,
+}
+
+impl From<control::Model> for Control {
+    fn from(m: control::Model) -> Self {
+        Control {
+            id: m.id,
+            area: m.area,
+            title_ja: m.title_ja,
+            title_en: m.title_en,
+            description: m.description,
+            builtin: m.builtin,
+            created_by_org: m.created_by_org,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentBody {
+    pub control: String,
+    /// Absent: platform-wide; else one linked system's connection.
+    #[serde(default)]
+    pub system_id: Option<Uuid>,
+    pub organization_id: Uuid,
+    /// `responsible`, `accountable`, `consulted` or `informed`.
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClassBody {
+    pub control: String,
+    pub system_id: Uuid,
+    /// `provided`, `inherited`, `shared` or `own`.
+    pub class: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutMatrix {
+    /// Controls in scope; absent means the whole catalogue.
+    #[serde(default)]
+    pub controls: Option<Vec<String>>,
+    #[serde(default)]
+    pub assignments: Vec<AssignmentBody>,
+    #[serde(default)]
+    pub classes: Vec<ClassBody>,
+    /// The version this change was made from; a 409 if another change came first.
+    #[serde(default)]
+    pub base_version: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MatrixView {
+    pub platform_id: Uuid,
+    /// `null` until a matrix is first saved.
+    pub version: Option<u32>,
+    pub controls: Option<Vec<String>>,
+    pub assignments: Vec<AssignmentBody>,
+    pub classes: Vec<ClassBody>,
+    pub created_by: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct VersionParam {
+    /// A saved version; the latest when absent.
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GapView {
+    pub control: String,
+    pub system_id: Uuid,
+    /// `no_accountable`, `no_responsible`, `conflicting_accountable`,
+    /// `outsider` or `class_mismatch`.
+    pub kind: String,
+    pub organizations: Vec<Uuid>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GapReport {
+    pub platform_id: Uuid,
+    pub matrix_version: Option<u32>,
+    pub controls_in_scope: usize,
+    pub systems: usize,
+    pub complete: bool,
+    pub gaps: Vec<GapView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleBody {
+    pub id: String,
+    pub title: String,
+    pub text: String,
+    #[serde(default)]
+    pub controls: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CooperationBody {
+    #[serde(default)]
+    pub ordinary: String,
+    #[serde(default)]
+    pub emergency: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRules {
+    /// Default: "Common rules".
+    pub title: Option<String>,
+    pub rules: Vec<RuleBody>,
+    #[serde(default)]
+    pub cooperation: Option<CooperationBody>,
+    #[serde(default)]
+    pub emergency_measures: Option<Vec<String>>,
+    /// The matrix version the rules refer to; default the latest saved.
+    #[serde(default)]
+    pub matrix_version: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRules {
+    pub title: Option<String>,
+    pub rules: Option<Vec<RuleBody>>,
+    pub cooperation: Option<CooperationBody>,
+    pub emergency_measures: Option<Vec<String>>,
+    pub matrix_version: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RulesVersionView {
+    pub id: Uuid,
+    pub platform_id: Uuid,
+    pub version: u32,
+    /// `draft`, `proposed`, `in_force`, `superseded` or `withdrawn`.
+    pub state: String,
+    pub title: String,
+    pub rules: Vec<RuleBody>,
+    pub cooperation: CooperationBody,
+    pub emergency_measures: Vec<String>,
+    pub matrix_version: Option<u32>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub proposed_at: Option<DateTime<Utc>>,
+    pub respond_by: Option<DateTime<Utc>>,
+    pub in_force_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposeBody {
+    /// Response deadline; default 14 days from now.
+    pub respond_by: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleObjection {
+    pub rule_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    /// `accept`, `object` (a reason is required) or `withdraw_objection`.
+    pub decision: String,
+    pub reason: Option<String>,
+    /// Objections to single rules.
+    #[serde(default)]
+    pub rules: Vec<RuleObjection>,
+    /// The deciding organisation; must be the caller's own.
+    pub organization_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DecisionView {
+    pub id: Uuid,
+    pub version_id: Uuid,
+    pub organization_id: Uuid,
+    pub decision: String,
+    pub reason: Option<String>,
+    pub rules: Vec<RuleObjection>,
+    pub decided_by: String,
+    pub decided_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PartyView {
+    pub organization_id: Uuid,
+    /// `pending`, `accepted` or `objected`.
+    pub position: String,
+    pub reason: Option<String>,
+    pub rules: Vec<RuleObjection>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Joined after the version came into force.
+    pub joined_late: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConsensusView {
+    pub version_id: Uuid,
+    pub version: u32,
+    pub state: String,
+    pub respond_by: Option<DateTime<Utc>>,
+    pub required: Vec<Uuid>,
+    pub accepted: Vec<Uuid>,
+    pub objected: Vec<Uuid>,
+    pub pending: Vec<Uuid>,
+    pub parties: Vec<PartyView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DocumentParams {
+    /// `markdown` (default) or `html`.
+    pub format: Option<String>,
+    /// `ja` or `en`; default from Accept-Language, else `ja`.
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StateFilter {
+    /// Only versions in this state.
+    pub state: Option<String>,
+}

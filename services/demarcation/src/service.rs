@@ -1,0 +1,165 @@
+//! The demarcation service as a running service: its state, background
+//! tasks (outbox relay, registry consumer, reminder scheduler, query
+//! responder) and its part of an HTTP server.
+
+use std::sync::Arc;
+
+use actix_web::web;
+use renkei_bus::contracts::demarcation::ResponsibilityQuery;
+use renkei_bus::subjects::{self, DEMARCATION_STREAM, REGISTRY_STREAM};
+use renkei_bus::{ConsumerSpec, Outbox, consumer::Consumer};
+use renkei_settings::Settings;
+use renkei_store::Db;
+use renkei_web::ServiceModule;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi as _;
+
+use crate::events::{self, RegistryEventsHandler, reminders::Reminders};
+use crate::store::{self, migrations::Migrator};
+
+pub const SERVICE: &str = "demarcation";
+
+/// What every request handler of the service shares.
+pub struct DemarcationState {
+    pub db: Db,
+    pub outbox: Outbox,
+    pub nats: async_nats::Client,
+    /// Woken when a proposal schedules reminders.
+    pub reminders: Reminders,
+    /// How long a read-through query to the registry may take.
+    pub query_timeout_ms: u64,
+}
+
+/// A started demarcation service: state plus its background tasks.
+pub struct Demarcation {
+    pub state: web::Data<DemarcationState>,
+}
+
+impl Demarcation {
+    /// Migrates, loads the default catalogue, declares streams and starts
+    /// the relay, the registry consumer, the reminders and the responder
+    /// (stopped by `cancel`).
+    pub async fn start(
+        settings: &Settings,
+        nats: async_nats::Client,
+        tasks: &mut JoinSet<()>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Demarcation> {
+        let url = settings.database_url_for(SERVICE);
+        std::fs::create_dir_all(&settings.data_dir).ok();
+        let db =
+            Db::connect_and_migrate::<Migrator>(&url, SERVICE, settings.database.max_connections)
+                .await?;
+        store::seed_catalogue(&db).await?;
+        renkei_bus::nats::ensure_streams(
+            &nats,
+            settings.nats.stream_replicas,
+            &[REGISTRY_STREAM, DEMARCATION_STREAM],
+        )
+        .await?;
+        let outbox = Outbox::new(SERVICE);
+        tasks.spawn(
+            outbox
+                .relay(db.clone(), nats.clone(), &settings.outbox)
+                .run(cancel.clone()),
+        );
+
+        let spec = ConsumerSpec {
+            stream: REGISTRY_STREAM,
+            durable: "demarcation-registry".into(),
+            // The whole registry stream: organisations and systems are
+            // handled, links skipped (one filter works on every server).
+            filter_subjects: vec![],
+        };
+        let handler = Arc::new(RegistryEventsHandler {
+            outbox: outbox.clone(),
+        });
+        tasks.spawn(
+            Consumer::new(
+                db.clone(),
+                nats.clone(),
+                spec,
+                handler,
+                Some(outbox.clone()),
+            )
+            .run(cancel.clone()),
+        );
+
+        let reminders = Reminders::new(db.clone(), outbox.clone());
+        tasks.spawn(reminders.clone().run(cancel.clone()));
+
+        let query_db = db.clone();
+        let responder = renkei_bus::query::serve::<ResponsibilityQuery, _, _>(
+            nats.clone(),
+            SERVICE,
+            move |q| {
+                let db = query_db.clone();
+                async move { events::answer_responsibility(&db, &q).await }
+            },
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            if let Err(error) = responder.await {
+                tracing::error!(error = %format!("{error:#}"), "responsibility responder stopped");
+            }
+        });
+
+        Ok(Demarcation {
+            state: web::Data::new(DemarcationState {
+                db,
+                outbox,
+                nats,
+                reminders,
+                query_timeout_ms: settings.nats.request_timeout_ms,
+            }),
+        })
+    }
+
+    /// The service alone on `http.listen`, in the background (tests, tools).
+    pub async fn spawn(settings: &Settings, name: &str) -> anyhow::Result<renkei_web::Running> {
+        let mut runtime = renkei_web::Runtime::start(settings, name).await?;
+        let service = Demarcation::start(
+            settings,
+            runtime.nats.clone(),
+            &mut runtime.tasks,
+            runtime.cancel.clone(),
+        )
+        .await?;
+        runtime.spawn(settings, vec![service.module()])
+    }
+
+    pub fn module(&self) -> Arc<dyn ServiceModule> {
+        Arc::new(DemarcationModule {
+            state: self.state.clone(),
+        })
+    }
+}
+
+struct DemarcationModule {
+    state: web::Data<DemarcationState>,
+}
+
+#[async_trait::async_trait]
+impl ServiceModule for DemarcationModule {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.state.clone());
+        crate::http::routes(cfg);
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        crate::http::ApiDoc::openapi()
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        self.state.db.ping().await.map_err(|e| format!("{e:#}"))?;
+        match self.state.nats.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            other => Err(format!("NATS is {other:?}")),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! What every service's domain shares: the error for a broken input rule
+//! (naming the field at fault) and the checks every service repeats. Free of
+//! HTTP, database and NATS types, like the domains that use it.
+
+/// A business rule broken by some input: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Invalid {
+    /// The input field at fault, as the client spelled it (`rules[2].title`).
+    pub field: String,
+    pub reason: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
+        Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Checks a required human-readable text of at most `max` characters and
+/// returns it trimmed.
+pub fn valid_name(field: &str, value: &str, max: usize) -> Result<String, Invalid> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(Invalid::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(Invalid::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Parses one of a fixed set of snake_case words.
+pub fn parse_word<T: Copy>(
+    field: &str,
+    value: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, Invalid> {
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == value)
+        .ok_or_else(|| {
+            let allowed: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+            Invalid::new(
+                field,
+                format!("`{value}` is not one of {}", allowed.join(", ")),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blank_name_is_refused_and_a_long_one_too() {
+        assert_eq!(valid_name("name", "  x ", 5), Ok("x".to_owned()));
+        assert_eq!(
+            valid_name("name", "   ", 5).expect_err("refused").field,
+            "name"
+        );
+        assert!(valid_name("name", "日本語の名前です", 5).is_err());
+    }
+
+    #[test]
+    fn an_unknown_word_lists_the_allowed_ones() {
+        let err = parse_word("kind", "x", &[1, 2], |v| if v == 1 { "one" } else { "two" })
+            .expect_err("refused");
+        assert_eq!(err.field, "kind");
+        assert!(err.reason.contains("one, two"), "{}", err.reason);
+    }
+}
