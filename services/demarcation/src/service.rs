@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use renkei_bus::contracts::demarcation::ResponsibilityQuery;
-use renkei_bus::subjects::{self, DEMARCATION_STREAM, REGISTRY_STREAM};
+use renkei_bus::subjects::{DEMARCATION_STREAM, REGISTRY_STREAM};
 use renkei_bus::{ConsumerSpec, Outbox, consumer::Consumer};
 use renkei_settings::Settings;
 use renkei_store::Db;

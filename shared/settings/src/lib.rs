@@ -53,7 +53,10 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DatabaseSettings {
     /// `sqlite://…` or `postgres://…`. Empty means an SQLite file named after
-    /// the service in `data_dir` (the embedded default).
+    /// the service in `data_dir` (the embedded default). An SQLite URL names
+    /// a file pattern: each service gets its own file beside it
+    /// (`renkei.db` → `renkei-registry.db`); on PostgreSQL each service gets
+    /// its own schema in the one database.
     pub url: String,
     /// Pool size for reads (and for writes on PostgreSQL). SQLite writes always
     /// go through one connection, so they never meet "database is locked".
@@ -242,16 +245,30 @@ impl Settings {
         Ok(())
     }
 
-    /// The database URL a service uses: the configured one, or its own SQLite
-    /// file in the data directory.
+    /// The database URL a service uses: its own SQLite file (in the data
+    /// directory, or beside the configured SQLite file), or the configured
+    /// PostgreSQL database. Services never share an SQLite file: each has
+    /// its own schema history and its own single writer.
     pub fn database_url_for(&self, service: &str) -> String {
-        if self.database.url.is_empty() {
-            format!(
+        let url = &self.database.url;
+        if url.is_empty() {
+            return format!(
                 "sqlite://{}?mode=rwc",
                 self.data_dir.join(format!("{service}.db")).display()
-            )
+            );
+        }
+        if !url.starts_with("sqlite:") {
+            return url.clone();
+        }
+        let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+        let path = match path.strip_suffix(".db") {
+            Some(stem) => format!("{stem}-{service}.db"),
+            None => format!("{path}-{service}"),
+        };
+        if query.is_empty() {
+            path
         } else {
-            self.database.url.clone()
+            format!("{path}?{query}")
         }
     }
 
@@ -277,6 +294,23 @@ mod tests {
             s.database_url_for("registry")
                 .ends_with("registry.db?mode=rwc")
         );
+    }
+
+    #[test]
+    fn each_service_gets_its_own_sqlite_file_but_shares_a_postgres_database() {
+        let mut s = Settings::load(&Sources::default()).expect("defaults load");
+        s.database.url = "sqlite:///var/lib/renkei/renkei.db?mode=rwc".into();
+        assert_eq!(
+            s.database_url_for("demarcation"),
+            "sqlite:///var/lib/renkei/renkei-demarcation.db?mode=rwc"
+        );
+        s.database.url = "sqlite://data/store".into();
+        assert_eq!(
+            s.database_url_for("registry"),
+            "sqlite://data/store-registry"
+        );
+        s.database.url = "postgres://db/renkei".into();
+        assert_eq!(s.database_url_for("registry"), "postgres://db/renkei");
     }
 
     #[test]

@@ -10,14 +10,18 @@
 pub mod reminders;
 
 use chrono::Utc;
-use renkei_bus::contracts::demarcation::{Responsibility, ResponsibilityQuery};
+use renkei_bus::contracts::demarcation::{
+    self as demarcation_events, Responsibility, ResponsibilityQuery,
+};
 use renkei_bus::contracts::registry as registry_events;
 use renkei_bus::{Envelope, EventHandler, HandlerError, Outbox, QueryFailure};
 use renkei_store::Db;
 use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait, sea_query::OnConflict};
 
+use uuid::Uuid;
+
 use crate::consensus::{self, FlowError};
-use crate::domain::VersionState;
+use crate::domain::{Gap, VersionState};
 use crate::store::{self, organization, system};
 
 /// Keeps the copy of the registry and runs the joining flow.
@@ -101,6 +105,7 @@ impl EventHandler for RegistryEventsHandler {
                 )
                 .await
                 .map_err(transient)?;
+                report_gaps_of_new_system(txn, &self.outbox, &s).await?;
             }
         } else if event.is::<registry_events::SystemUpdated>() {
             let updated: registry_events::SystemUpdated = event.decode().map_err(bad)?;
@@ -134,6 +139,58 @@ impl EventHandler for RegistryEventsHandler {
         }
         Ok(())
     }
+}
+
+/// The event for gaps a change opened.
+pub fn gap_found(
+    platform_id: Uuid,
+    matrix_version: Option<u32>,
+    gaps: &[Gap],
+) -> demarcation_events::MatrixGapFound {
+    demarcation_events::MatrixGapFound {
+        platform_id,
+        matrix_version,
+        gaps: gaps
+            .iter()
+            .map(|g| demarcation_events::MatrixGap {
+                control: g.control.clone(),
+                system_id: g.system_id,
+                kind: g.kind.as_str().to_owned(),
+                organizations: g.organizations.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A system joined a platform that has a matrix: report the gaps it opens
+/// (every control in scope needs someone accountable and responsible for it).
+async fn report_gaps_of_new_system<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    s: &registry_events::SystemSnapshot,
+) -> Result<(), sea_orm::DbErr> {
+    let Some(row) = store::matrix(conn, s.platform_id, None).await? else {
+        return Ok(());
+    };
+    let Some(platform) = store::platform(conn, s.platform_id).await? else {
+        return Ok(());
+    };
+    let matrix = store::matrix_of(&row)?;
+    let catalogue = store::catalogue_ids(conn).await?;
+    let mut view = store::platform_view(conn, &platform).await?;
+    view.systems.retain(|(id, _)| *id == s.system_id);
+    let gaps = matrix.gaps(&catalogue, &view);
+    if !gaps.is_empty() {
+        let version = u32::try_from(row.version).ok();
+        outbox
+            .stage(
+                conn,
+                Some(platform.owner_org_id),
+                &gap_found(s.platform_id, version, &gaps),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// Answers the responsibility query from the matrix in force (the one the

@@ -23,6 +23,7 @@ use crate::domain::{
     Assignment, ClassEntry, Cooperation, Decision, DecisionRefused, Invalid, Matrix, RaciRole,
     ResponsibilityClass, Rule, RulesContent, VersionState, valid_control_id, valid_name,
 };
+use crate::events;
 use crate::service::DemarcationState;
 use crate::store::{self, control, rule_decision, rule_version, system};
 use dto::*;
@@ -365,32 +366,16 @@ async fn put_matrix(
         tracing::info!(gaps = opened.len(), "matrix change opened gaps");
         state
             .outbox
-            .stage(&txn, org, &gap_found(platform.id, Some(next), &opened))
+            .stage(
+                &txn,
+                org,
+                &events::gap_found(platform.id, Some(next), &opened),
+            )
             .await
             .map_err(db)?;
     }
     state.outbox.commit(txn).await.map_err(db)?;
     Ok(HttpResponse::Ok().json(matrix_view(platform.id, Some(&saved))?))
-}
-
-pub fn gap_found(
-    platform_id: Uuid,
-    matrix_version: Option<u32>,
-    gaps: &[crate::domain::Gap],
-) -> contract::MatrixGapFound {
-    contract::MatrixGapFound {
-        platform_id,
-        matrix_version,
-        gaps: gaps
-            .iter()
-            .map(|g| contract::MatrixGap {
-                control: g.control.clone(),
-                system_id: g.system_id,
-                kind: g.kind.as_str().to_owned(),
-                organizations: g.organizations.clone(),
-            })
-            .collect(),
-    }
 }
 
 #[utoipa::path(get, path = "/v1/platforms/{id}/matrix/gaps", tag = "demarcation", params(VersionParam),
