@@ -50,6 +50,11 @@ pub async fn propose<C: ConnectionTrait>(
     respond_by: DateTime<Utc>,
 ) -> Result<rule_version::Model, FlowError> {
     store::lock_platform(conn, draft.platform_id).await?;
+    // Read again under the lock: a concurrent request may have proposed it.
+    let draft = rule_version::Entity::find_by_id(draft.id)
+        .one(conn)
+        .await?
+        .ok_or(FlowError::NotFound("rules version"))?;
     let next = store::state_of(&draft)?.propose()?;
     if let Some(open) =
         store::version_in_state(conn, draft.platform_id, VersionState::Proposed).await?

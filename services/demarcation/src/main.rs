@@ -15,19 +15,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let settings = renkei_settings::Settings::load(&renkei_settings::Sources {
-        file: args.config.as_deref(),
-        environment: true,
-        ..Default::default()
-    })?;
-    let _telemetry = renkei_telemetry::init(&settings.telemetry, "renkei-demarcation")?;
-    let mut runtime = renkei_web::Runtime::start(&settings, "renkei-demarcation").await?;
-    let service = renkei_demarcation::Demarcation::start(
-        &settings,
-        runtime.nats.clone(),
-        &mut runtime.tasks,
-        runtime.cancel.clone(),
+    renkei_web::run_alone::<renkei_demarcation::Demarcation>(
+        args.config.as_deref(),
+        "renkei-demarcation",
     )
-    .await?;
-    runtime.serve(&settings, vec![service.module()]).await
+    .await
 }

@@ -10,7 +10,7 @@ use renkei_bus::subjects::{DEMARCATION_STREAM, REGISTRY_STREAM};
 use renkei_bus::{ConsumerSpec, Outbox, consumer::Consumer};
 use renkei_settings::Settings;
 use renkei_store::Db;
-use renkei_web::ServiceModule;
+use renkei_web::{Module, Readiness, Service, ServiceModule};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi as _;
@@ -36,11 +36,12 @@ pub struct Demarcation {
     pub state: web::Data<DemarcationState>,
 }
 
-impl Demarcation {
+#[async_trait::async_trait]
+impl Service for Demarcation {
     /// Migrates, loads the default catalogue, declares streams and starts
     /// the relay, the registry consumer, the reminders and the responder
     /// (stopped by `cancel`).
-    pub async fn start(
+    async fn start(
         settings: &Settings,
         nats: async_nats::Client,
         tasks: &mut JoinSet<()>,
@@ -116,50 +117,27 @@ impl Demarcation {
         })
     }
 
-    /// The service alone on `http.listen`, in the background (tests, tools).
-    pub async fn spawn(settings: &Settings, name: &str) -> anyhow::Result<renkei_web::Running> {
-        let mut runtime = renkei_web::Runtime::start(settings, name).await?;
-        let service = Demarcation::start(
-            settings,
-            runtime.nats.clone(),
-            &mut runtime.tasks,
-            runtime.cancel.clone(),
-        )
-        .await?;
-        runtime.spawn(settings, vec![service.module()])
-    }
-
-    pub fn module(&self) -> Arc<dyn ServiceModule> {
-        Arc::new(DemarcationModule {
+    fn module(&self) -> Arc<dyn ServiceModule> {
+        Arc::new(Module {
+            name: SERVICE,
             state: self.state.clone(),
+            routes: crate::http::routes,
+            openapi: crate::http::ApiDoc::openapi,
         })
     }
 }
 
-struct DemarcationModule {
-    state: web::Data<DemarcationState>,
+impl Demarcation {
+    /// The service alone on `http.listen`, in the background (tests, tools).
+    pub async fn spawn(settings: &Settings, name: &str) -> anyhow::Result<renkei_web::Running> {
+        renkei_web::spawn_alone::<Demarcation>(settings, name).await
+    }
 }
 
 #[async_trait::async_trait]
-impl ServiceModule for DemarcationModule {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.app_data(self.state.clone());
-        crate::http::routes(cfg);
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        crate::http::ApiDoc::openapi()
-    }
-
+impl Readiness for DemarcationState {
     async fn ready(&self) -> Result<(), String> {
-        self.state.db.ping().await.map_err(|e| format!("{e:#}"))?;
-        match self.state.nats.connection_state() {
-            async_nats::connection::State::Connected => Ok(()),
-            other => Err(format!("NATS is {other:?}")),
-        }
+        self.db.ping().await.map_err(|e| format!("{e:#}"))?;
+        renkei_web::nats_ready(&self.nats)
     }
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use renkei_settings::{Settings, Sources};
-use renkei_web::Role;
+use renkei_web::{Role, Service as _};
 
 #[derive(Parser)]
 #[command(
@@ -148,20 +148,8 @@ async fn up(settings: Settings) -> anyhow::Result<()> {
     // Kept alive for the life of the process; stopped when dropped.
     let _local_nats = local_nats::ensure(&settings).await?;
     let mut runtime = renkei_web::Runtime::start(&settings, "renkei").await?;
-    let registry = renkei_registry::Registry::start(
-        &settings,
-        runtime.nats.clone(),
-        &mut runtime.tasks,
-        runtime.cancel.clone(),
-    )
-    .await?;
-    let demarcation = renkei_demarcation::Demarcation::start(
-        &settings,
-        runtime.nats.clone(),
-        &mut runtime.tasks,
-        runtime.cancel.clone(),
-    )
-    .await?;
+    let registry: renkei_registry::Registry = runtime.start_service(&settings).await?;
+    let demarcation: renkei_demarcation::Demarcation = runtime.start_service(&settings).await?;
     let running = runtime.spawn(&settings, vec![registry.module(), demarcation.module()])?;
     #[allow(clippy::print_stdout)]
     {

@@ -15,19 +15,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let settings = renkei_settings::Settings::load(&renkei_settings::Sources {
-        file: args.config.as_deref(),
-        environment: true,
-        ..Default::default()
-    })?;
-    let _telemetry = renkei_telemetry::init(&settings.telemetry, "renkei-registry")?;
-    let mut runtime = renkei_web::Runtime::start(&settings, "renkei-registry").await?;
-    let registry = renkei_registry::Registry::start(
-        &settings,
-        runtime.nats.clone(),
-        &mut runtime.tasks,
-        runtime.cancel.clone(),
-    )
-    .await?;
-    runtime.serve(&settings, vec![registry.module()]).await
+    renkei_web::run_alone::<renkei_registry::Registry>(args.config.as_deref(), "renkei-registry")
+        .await
 }

@@ -10,7 +10,7 @@ use renkei_bus::subjects::{self, DEMARCATION_STREAM, REGISTRY_STREAM};
 use renkei_bus::{ConsumerSpec, Outbox, consumer::Consumer};
 use renkei_settings::Settings;
 use renkei_store::Db;
-use renkei_web::ServiceModule;
+use renkei_web::{Module, Readiness, Service, ServiceModule};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi as _;
@@ -34,10 +34,11 @@ pub struct Registry {
     pub state: web::Data<RegistryState>,
 }
 
-impl Registry {
+#[async_trait::async_trait]
+impl Service for Registry {
     /// Migrates, declares streams, builds the index and starts the relay,
     /// the consumer and the query responder (stopped by `cancel`).
-    pub async fn start(
+    async fn start(
         settings: &Settings,
         nats: async_nats::Client,
         tasks: &mut JoinSet<()>,
@@ -126,50 +127,27 @@ impl Registry {
         })
     }
 
-    /// The registry alone on `http.listen`, in the background (tests, tools).
-    pub async fn spawn(settings: &Settings, name: &str) -> anyhow::Result<renkei_web::Running> {
-        let mut runtime = renkei_web::Runtime::start(settings, name).await?;
-        let registry = Registry::start(
-            settings,
-            runtime.nats.clone(),
-            &mut runtime.tasks,
-            runtime.cancel.clone(),
-        )
-        .await?;
-        runtime.spawn(settings, vec![registry.module()])
-    }
-
-    pub fn module(&self) -> Arc<dyn ServiceModule> {
-        Arc::new(RegistryModule {
+    fn module(&self) -> Arc<dyn ServiceModule> {
+        Arc::new(Module {
+            name: SERVICE,
             state: self.state.clone(),
+            routes: crate::http::routes,
+            openapi: crate::http::ApiDoc::openapi,
         })
     }
 }
 
-struct RegistryModule {
-    state: web::Data<RegistryState>,
+impl Registry {
+    /// The registry alone on `http.listen`, in the background (tests, tools).
+    pub async fn spawn(settings: &Settings, name: &str) -> anyhow::Result<renkei_web::Running> {
+        renkei_web::spawn_alone::<Registry>(settings, name).await
+    }
 }
 
 #[async_trait::async_trait]
-impl ServiceModule for RegistryModule {
-    fn name(&self) -> &'static str {
-        SERVICE
-    }
-
-    fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.app_data(self.state.clone());
-        crate::http::routes(cfg);
-    }
-
-    fn openapi(&self) -> utoipa::openapi::OpenApi {
-        crate::http::ApiDoc::openapi()
-    }
-
+impl Readiness for RegistryState {
     async fn ready(&self) -> Result<(), String> {
-        self.state.db.ping().await.map_err(|e| format!("{e:#}"))?;
-        match self.state.nats.connection_state() {
-            async_nats::connection::State::Connected => Ok(()),
-            other => Err(format!("NATS is {other:?}")),
-        }
+        self.db.ping().await.map_err(|e| format!("{e:#}"))?;
+        renkei_web::nats_ready(&self.nats)
     }
 }

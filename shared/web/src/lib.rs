@@ -17,4 +17,7 @@ pub use error::ApiError;
 pub use identity::{Identity, Role, TokenIssuer, TokenVerifier};
 pub use json::{OptionalJson, ValidJson};
 pub use pagination::{Page, PageParams, Paginated};
-pub use server::{Running, Runtime, ServiceModule, serve};
+pub use server::{
+    Module, Readiness, Running, Runtime, Service, ServiceModule, nats_ready, run_alone, serve,
+    spawn_alone,
+};

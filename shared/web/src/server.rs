@@ -293,3 +293,107 @@ pub async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// A service's shared state, as the readiness check sees it.
+#[async_trait::async_trait]
+pub trait Readiness: Send + Sync + 'static {
+    /// Ready to serve: its database and NATS answer.
+    async fn ready(&self) -> Result<(), String>;
+}
+
+/// The usual [`ServiceModule`]: a name, the state every handler shares, the
+/// routes and the OpenAPI document.
+pub struct Module<S> {
+    pub name: &'static str,
+    pub state: web::Data<S>,
+    pub routes: fn(&mut web::ServiceConfig),
+    pub openapi: fn() -> utoipa::openapi::OpenApi,
+}
+
+#[async_trait::async_trait]
+impl<S: Readiness> ServiceModule for Module<S> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.state.clone());
+        (self.routes)(cfg);
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        (self.openapi)()
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        self.state.ready().await
+    }
+}
+
+/// Whether the NATS connection is up, for readiness checks.
+pub fn nats_ready(client: &async_nats::Client) -> Result<(), String> {
+    match client.connection_state() {
+        async_nats::connection::State::Connected => Ok(()),
+        other => Err(format!("NATS is {other:?}")),
+    }
+}
+
+/// A service that starts inside a [`Runtime`]: alone in its own binary, or
+/// beside the others in `renkei up`.
+#[async_trait::async_trait]
+pub trait Service: Sized + Send + 'static {
+    /// Migrates, declares streams and starts the background tasks (relay,
+    /// consumers, responders), all stopped by `cancel`.
+    async fn start(
+        settings: &renkei_settings::Settings,
+        nats: async_nats::Client,
+        tasks: &mut tokio::task::JoinSet<()>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<Self>;
+
+    /// Its part of an HTTP server.
+    fn module(&self) -> Arc<dyn ServiceModule>;
+}
+
+impl Runtime {
+    /// Starts `S` on this runtime's connection, tasks and stop signal.
+    pub async fn start_service<S: Service>(
+        &mut self,
+        settings: &renkei_settings::Settings,
+    ) -> anyhow::Result<S> {
+        S::start(
+            settings,
+            self.nats.clone(),
+            &mut self.tasks,
+            self.cancel.clone(),
+        )
+        .await
+    }
+}
+
+/// `S` alone on `http.listen`, in the background (tests, tools).
+pub async fn spawn_alone<S: Service>(
+    settings: &renkei_settings::Settings,
+    name: &str,
+) -> anyhow::Result<Running> {
+    let mut runtime = Runtime::start(settings, name).await?;
+    let service = runtime.start_service::<S>(settings).await?;
+    runtime.spawn(settings, vec![service.module()])
+}
+
+/// The `main` of a service's own binary: settings (defaults, then `config`,
+/// then `RENKEI_*` variables), telemetry, then serve until a signal.
+pub async fn run_alone<S: Service>(
+    config: Option<&std::path::Path>,
+    name: &'static str,
+) -> anyhow::Result<()> {
+    let settings = renkei_settings::Settings::load(&renkei_settings::Sources {
+        file: config,
+        environment: true,
+        ..Default::default()
+    })?;
+    let _telemetry = renkei_telemetry::init(&settings.telemetry, name)?;
+    let mut runtime = Runtime::start(&settings, name).await?;
+    let service = runtime.start_service::<S>(&settings).await?;
+    runtime.serve(&settings, vec![service.module()]).await
+}

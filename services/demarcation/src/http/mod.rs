@@ -699,12 +699,6 @@ async fn propose(
         None => now + DEFAULT_RESPONSE_WINDOW,
     };
     let txn = state.db.write.begin().await.map_err(db)?;
-    // Read again inside the transaction (a concurrent proposal may have won).
-    let version = rule_version::Entity::find_by_id(version.id)
-        .one(&txn)
-        .await
-        .map_err(db)?
-        .ok_or(ApiError::NotFound("rules version"))?;
     let proposed = consensus::propose(&txn, &state.outbox, version, respond_by).await?;
     state.outbox.commit(txn).await.map_err(db)?;
     state.reminders.wake();
