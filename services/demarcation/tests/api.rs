@@ -937,3 +937,32 @@ async fn an_organisation_whose_last_system_retires_no_longer_blocks_consensus() 
     wait_lifecycle(&app, &w, w.systems[0], "active").await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .http
+        .get(format!("{}/openapi.json", app.demarcation))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    for path in [
+        "/v1/controls",
+        "/v1/platforms/{platform_id}/matrix",
+        "/v1/platforms/{platform_id}/matrix/gaps",
+        "/v1/platforms/{platform_id}/rules",
+        "/v1/rules/{version_id}",
+        "/v1/rules/{version_id}/propose",
+        "/v1/rules/{version_id}/withdraw",
+        "/v1/rules/{version_id}/decisions",
+        "/v1/rules/{version_id}/consensus",
+        "/v1/rules/{version_id}/document",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    app.stop().await;
+}

@@ -33,19 +33,43 @@ type State = web::Data<DemarcationState>;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/controls", web::get().to(list_controls))
         .route("/v1/controls", web::post().to(create_control))
-        .route("/v1/platforms/{id}/matrix", web::get().to(get_matrix))
-        .route("/v1/platforms/{id}/matrix", web::put().to(put_matrix))
-        .route("/v1/platforms/{id}/matrix/gaps", web::get().to(get_gaps))
-        .route("/v1/platforms/{id}/rules", web::post().to(create_rules))
-        .route("/v1/platforms/{id}/rules", web::get().to(list_rules))
-        .route("/v1/rules/{id}", web::get().to(get_rules))
-        .route("/v1/rules/{id}", web::patch().to(update_rules))
-        .route("/v1/rules/{id}/propose", web::post().to(propose))
-        .route("/v1/rules/{id}/withdraw", web::post().to(withdraw))
-        .route("/v1/rules/{id}/decisions", web::post().to(decide))
-        .route("/v1/rules/{id}/decisions", web::get().to(list_decisions))
-        .route("/v1/rules/{id}/consensus", web::get().to(get_consensus))
-        .route("/v1/rules/{id}/document", web::get().to(get_document));
+        .route(
+            "/v1/platforms/{platform_id}/matrix",
+            web::get().to(get_matrix),
+        )
+        .route(
+            "/v1/platforms/{platform_id}/matrix",
+            web::put().to(put_matrix),
+        )
+        .route(
+            "/v1/platforms/{platform_id}/matrix/gaps",
+            web::get().to(get_gaps),
+        )
+        .route(
+            "/v1/platforms/{platform_id}/rules",
+            web::post().to(create_rules),
+        )
+        .route(
+            "/v1/platforms/{platform_id}/rules",
+            web::get().to(list_rules),
+        )
+        .route("/v1/rules/{version_id}", web::get().to(get_rules))
+        .route("/v1/rules/{version_id}", web::patch().to(update_rules))
+        .route("/v1/rules/{version_id}/propose", web::post().to(propose))
+        .route("/v1/rules/{version_id}/withdraw", web::post().to(withdraw))
+        .route("/v1/rules/{version_id}/decisions", web::post().to(decide))
+        .route(
+            "/v1/rules/{version_id}/decisions",
+            web::get().to(list_decisions),
+        )
+        .route(
+            "/v1/rules/{version_id}/consensus",
+            web::get().to(get_consensus),
+        )
+        .route(
+            "/v1/rules/{version_id}/document",
+            web::get().to(get_document),
+        );
 }
 
 #[derive(OpenApi)]
@@ -267,7 +291,7 @@ fn version_param(raw: &Option<String>) -> Result<Option<i32>, ApiError> {
     }
 }
 
-#[utoipa::path(get, path = "/v1/platforms/{id}/matrix", tag = "demarcation", params(VersionParam),
+#[utoipa::path(get, path = "/v1/platforms/{platform_id}/matrix", tag = "demarcation", params(VersionParam),
     responses((status = 200, body = MatrixView), (status = 404)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(platform.id = %id))]
 async fn get_matrix(
@@ -287,7 +311,7 @@ async fn get_matrix(
     Ok(HttpResponse::Ok().json(matrix_view(platform.id, row.as_ref())?))
 }
 
-#[utoipa::path(put, path = "/v1/platforms/{id}/matrix", tag = "demarcation", request_body = PutMatrix,
+#[utoipa::path(put, path = "/v1/platforms/{platform_id}/matrix", tag = "demarcation", request_body = PutMatrix,
     responses((status = 200, body = MatrixView), (status = 400), (status = 403), (status = 404), (status = 409)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(platform.id = %id))]
@@ -378,7 +402,7 @@ async fn put_matrix(
     Ok(HttpResponse::Ok().json(matrix_view(platform.id, Some(&saved))?))
 }
 
-#[utoipa::path(get, path = "/v1/platforms/{id}/matrix/gaps", tag = "demarcation", params(VersionParam),
+#[utoipa::path(get, path = "/v1/platforms/{platform_id}/matrix/gaps", tag = "demarcation", params(VersionParam),
     responses((status = 200, body = GapReport), (status = 404)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(platform.id = %id))]
 async fn get_gaps(
@@ -500,7 +524,7 @@ async fn referred_matrix<C: sea_orm::ConnectionTrait>(
     }
 }
 
-#[utoipa::path(post, path = "/v1/platforms/{id}/rules", tag = "demarcation", request_body = CreateRules,
+#[utoipa::path(post, path = "/v1/platforms/{platform_id}/rules", tag = "demarcation", request_body = CreateRules,
     responses((status = 201, body = RulesVersionView), (status = 400), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(platform.id = %id))]
@@ -557,7 +581,7 @@ async fn create_rules(
     Ok(HttpResponse::Created().json(rules_view(&saved)?))
 }
 
-#[utoipa::path(get, path = "/v1/platforms/{id}/rules", tag = "demarcation", params(StateFilter),
+#[utoipa::path(get, path = "/v1/platforms/{platform_id}/rules", tag = "demarcation", params(StateFilter),
     responses((status = 200, description = "`{items}`, newest first"), (status = 404)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(platform.id = %id))]
 async fn list_rules(
@@ -617,7 +641,7 @@ async fn operated_version(
     Ok(version)
 }
 
-#[utoipa::path(get, path = "/v1/rules/{id}", tag = "demarcation",
+#[utoipa::path(get, path = "/v1/rules/{version_id}", tag = "demarcation",
     responses((status = 200, body = RulesVersionView), (status = 404)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(rules.id = %id))]
 async fn get_rules(
@@ -629,7 +653,7 @@ async fn get_rules(
     Ok(HttpResponse::Ok().json(rules_view(&version)?))
 }
 
-#[utoipa::path(patch, path = "/v1/rules/{id}", tag = "demarcation", request_body = UpdateRules,
+#[utoipa::path(patch, path = "/v1/rules/{version_id}", tag = "demarcation", request_body = UpdateRules,
     responses((status = 200, body = RulesVersionView), (status = 400), (status = 403), (status = 404), (status = 409)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(rules.id = %id))]
@@ -682,7 +706,7 @@ async fn update_rules(
     Ok(HttpResponse::Ok().json(rules_view(&saved)?))
 }
 
-#[utoipa::path(post, path = "/v1/rules/{id}/propose", tag = "demarcation", request_body(content = ProposeBody, description = "optional"),
+#[utoipa::path(post, path = "/v1/rules/{version_id}/propose", tag = "demarcation", request_body(content = ProposeBody, description = "optional"),
     responses((status = 200, body = RulesVersionView), (status = 400), (status = 403), (status = 404), (status = 409)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(rules.id = %id))]
@@ -705,7 +729,7 @@ async fn propose(
     Ok(HttpResponse::Ok().json(rules_view(&proposed)?))
 }
 
-#[utoipa::path(post, path = "/v1/rules/{id}/withdraw", tag = "demarcation",
+#[utoipa::path(post, path = "/v1/rules/{version_id}/withdraw", tag = "demarcation",
     responses((status = 200, body = RulesVersionView), (status = 403), (status = 404), (status = 409)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(rules.id = %id))]
@@ -729,7 +753,7 @@ async fn withdraw(
     Ok(HttpResponse::Ok().json(rules_view(&withdrawn)?))
 }
 
-#[utoipa::path(post, path = "/v1/rules/{id}/decisions", tag = "demarcation", request_body = DecisionBody,
+#[utoipa::path(post, path = "/v1/rules/{version_id}/decisions", tag = "demarcation", request_body = DecisionBody,
     responses((status = 201, body = PartyView), (status = 400), (status = 403), (status = 404), (status = 409)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(rules.id = %id, decision))]
@@ -789,7 +813,7 @@ fn party_view(p: &store::rule_party::Model) -> Result<PartyView, ApiError> {
     })
 }
 
-#[utoipa::path(get, path = "/v1/rules/{id}/decisions", tag = "demarcation",
+#[utoipa::path(get, path = "/v1/rules/{version_id}/decisions", tag = "demarcation",
     responses((status = 200, description = "`{items}`: every decision, oldest first"), (status = 404)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(rules.id = %id))]
@@ -820,7 +844,7 @@ async fn list_decisions(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items, "next": null })))
 }
 
-#[utoipa::path(get, path = "/v1/rules/{id}/consensus", tag = "demarcation",
+#[utoipa::path(get, path = "/v1/rules/{version_id}/consensus", tag = "demarcation",
     responses((status = 200, body = ConsensusView), (status = 404)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(rules.id = %id))]
 async fn get_consensus(
@@ -846,7 +870,7 @@ async fn get_consensus(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/rules/{id}/document", tag = "demarcation", params(DocumentParams),
+#[utoipa::path(get, path = "/v1/rules/{version_id}/document", tag = "demarcation", params(DocumentParams),
     responses((status = 200, description = "Markdown or HTML", content_type = "text/markdown"), (status = 400), (status = 404)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(rules.id = %id))]
