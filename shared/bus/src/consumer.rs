@@ -148,7 +148,9 @@ impl<H: EventHandler> Consumer<H> {
             filter_subject,
             filter_subjects,
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
-            ack_wait: Duration::from_secs(30),
+            // A delivery lost with a broker connection comes again after
+            // this; handlers take milliseconds, so keep it short.
+            ack_wait: Duration::from_secs(10),
             max_ack_pending: 1_000,
             ..Default::default()
         };
