@@ -966,3 +966,65 @@ async fn the_openapi_document_describes_every_route() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_system_registered_event_delivered_twice_asks_for_acceptance_once() {
+    use async_nats::jetstream;
+    use renkei_bus::contracts::registry::{SystemRegistered, SystemSnapshot};
+
+    let app = spawn_app().await;
+    let w = world(&app, 1).await;
+    let v = draft(&app, &w, "Patch fast.").await;
+    propose(&app, &w, v).await;
+    accept(&app, &w.managers[0], v).await;
+    let (_client, mut requested) =
+        watch(&app, subjects::DEMARCATION_RULES_ACCEPTANCE_REQUESTED).await;
+
+    // A newcomer's system, announced twice (a replay: two deliveries of one
+    // event id, with distinct message ids so JetStream keeps both).
+    let newcomer = Uuid::now_v7();
+    let registered = SystemRegistered {
+        system: SystemSnapshot {
+            system_id: Uuid::now_v7(),
+            name: "Newcomer records".into(),
+            kind: "linked".into(),
+            owner_org_id: newcomer,
+            platform_id: w.platform,
+            lifecycle: "pending_rules".into(),
+            confidentiality: 1,
+            integrity: 1,
+            availability: 1,
+        },
+    };
+    let envelope = Envelope::new("registry", Some(newcomer), &registered).expect("envelope");
+    let body = serde_json::to_vec(&envelope).expect("json");
+    let js = jetstream::new(async_nats::connect(app.nats.url()).await.expect("nats"));
+    for _ in 0..2 {
+        js.publish(subjects::REGISTRY_SYSTEM_REGISTERED, body.clone().into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let first = next_event(&mut requested, Duration::from_secs(5))
+        .await
+        .expect("the newcomer is asked to accept");
+    assert_eq!(first.payload["organization_id"], newcomer.to_string());
+    assert!(
+        next_event(&mut requested, Duration::from_secs(1))
+            .await
+            .is_none(),
+        "the replay asked again"
+    );
+    let c = consensus(&app, &w, v).await;
+    assert_eq!(
+        c["parties"]
+            .as_array()
+            .expect("parties")
+            .iter()
+            .filter(|p| p["organization_id"] == newcomer.to_string())
+            .count(),
+        1
+    );
+    app.stop().await;
+}
