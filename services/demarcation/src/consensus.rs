@@ -159,14 +159,10 @@ pub struct DecisionInput {
 pub async fn decide<C: ConnectionTrait>(
     conn: &C,
     outbox: &Outbox,
+    platform_id: Uuid,
     version_id: Uuid,
     input: DecisionInput,
-) -> Result<(rule_version::Model, Position), FlowError> {
-    let platform_id = rule_version::Entity::find_by_id(version_id)
-        .one(conn)
-        .await?
-        .ok_or(FlowError::NotFound("rules version"))?
-        .platform_id;
+) -> Result<(rule_version::Model, rule_party::Model), FlowError> {
     store::lock_platform(conn, platform_id).await?;
     // Read again under the lock: the state may have moved meanwhile.
     let version = rule_version::Entity::find_by_id(version_id)
@@ -247,7 +243,7 @@ pub async fn decide<C: ConnectionTrait>(
     });
     row.decided_by = Set(Some(input.decided_by.clone()));
     row.decided_at = Set(Some(now));
-    row.update(conn).await?;
+    let party = row.update(conn).await?;
     outbox
         .stage(
             conn,
@@ -275,7 +271,7 @@ pub async fn decide<C: ConnectionTrait>(
         }
         _ => version,
     };
-    Ok((version, to))
+    Ok((version, party))
 }
 
 /// Full consensus reached: the version comes into force, the one before is
@@ -336,8 +332,8 @@ pub async fn come_into_force<C: ConnectionTrait>(
     Ok(in_force)
 }
 
-/// `demarcation.rules.accepted` for each organisation, naming its systems
-/// on the platform (the registry activates those still pending).
+/// `demarcation.rules.accepted` for each organisation with systems on the
+/// platform still pending (the registry activates them).
 async fn stage_accepted<C: ConnectionTrait>(
     conn: &C,
     outbox: &Outbox,
@@ -345,11 +341,15 @@ async fn stage_accepted<C: ConnectionTrait>(
     orgs: &[Uuid],
 ) -> Result<(), FlowError> {
     let mut by_owner: std::collections::HashMap<Uuid, Vec<Uuid>> = std::collections::HashMap::new();
+    // Only systems still waiting: re-announcing active ones would make the
+    // registry spend a transaction per system for nothing.
     for system in store::member_systems(conn, version.platform_id).await? {
-        by_owner
-            .entry(system.owner_org_id)
-            .or_default()
-            .push(system.id);
+        if system.lifecycle == "pending_rules" {
+            by_owner
+                .entry(system.owner_org_id)
+                .or_default()
+                .push(system.id);
+        }
     }
     let events: Vec<(Option<Uuid>, contract::RulesAccepted)> = orgs
         .iter()

@@ -154,9 +154,24 @@ impl Outbox {
             wake: self.wake.clone(),
             sweep: Duration::from_millis(settings.sweep_interval_ms),
             batch: settings.batch_size,
+            unmarked: std::sync::Mutex::new(Unmarked::default()),
         }
     }
 }
+
+/// On SQLite, events published but not yet marked so in the table: marks are
+/// written together, at most [`MARK_DELAY`] later, so that a busy service does
+/// not spend a second write through its single writer on every event. A crash
+/// in between republishes them with the same `Nats-Msg-Id`, which JetStream
+/// drops (its duplicate window is far longer than the delay).
+#[derive(Default)]
+struct Unmarked {
+    ids: Vec<Uuid>,
+    since: Option<std::time::Instant>,
+}
+
+/// How long a published event may wait for its mark (SQLite).
+const MARK_DELAY: Duration = Duration::from_millis(100);
 
 /// Publishes staged events in order. Several replicas may run one each on
 /// PostgreSQL: rows are claimed with `FOR UPDATE SKIP LOCKED`.
@@ -167,6 +182,7 @@ pub struct Relay {
     wake: Arc<Notify>,
     sweep: Duration,
     batch: u64,
+    unmarked: std::sync::Mutex<Unmarked>,
 }
 
 /// Published rows are kept this long for inspection, then deleted.
@@ -196,12 +212,58 @@ impl Relay {
                     tracing::warn!(%error, "outbox clean-up failed");
                 }
             }
+            let idle = match self.mark_due_in() {
+                Some(due) => due.min(self.sweep),
+                None => self.sweep,
+            };
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => {
+                    if let Err(error) = self.flush_marks().await {
+                        tracing::warn!(%error, "outbox marks not written at shutdown; the events will be republished and de-duplicated");
+                    }
+                    return;
+                }
                 _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(self.sweep) => {}
+                _ = tokio::time::sleep(idle) => {}
+            }
+            if self.mark_due_in() == Some(Duration::ZERO)
+                && let Err(error) = self.flush_marks().await
+            {
+                tracing::warn!(%error, "outbox marks not written yet");
             }
         }
+    }
+
+    /// How long until the waiting marks must be written (`None`: none wait).
+    fn mark_due_in(&self) -> Option<Duration> {
+        let unmarked = self.unmarked.lock().unwrap_or_else(|e| e.into_inner());
+        unmarked
+            .since
+            .map(|since| MARK_DELAY.saturating_sub(since.elapsed()))
+    }
+
+    /// Writes every waiting mark in one statement.
+    async fn flush_marks(&self) -> Result<(), DbErr> {
+        let ids = {
+            let mut unmarked = self.unmarked.lock().unwrap_or_else(|e| e.into_inner());
+            unmarked.since = None;
+            std::mem::take(&mut unmarked.ids)
+        };
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let result = entity::Entity::update_many()
+            .col_expr(entity::Column::PublishedAt, Expr::value(Utc::now()))
+            .filter(entity::Column::Id.is_in(ids.iter().copied()))
+            .exec(&self.db.write)
+            .await;
+        if result.is_err() {
+            // Keep them for the next try; until then they are not claimed again.
+            let mut unmarked = self.unmarked.lock().unwrap_or_else(|e| e.into_inner());
+            unmarked.ids.extend(ids);
+            unmarked.since.get_or_insert_with(std::time::Instant::now);
+        }
+        result.map(|_| ())
     }
 
     /// Publishes rounds until nothing is left; returns how many were published.
@@ -235,15 +297,40 @@ impl Relay {
             txn.commit().await?;
             settle(outcome, rows.len())
         } else {
-            // SQLite has a single writer: never hold it while waiting on NATS.
+            // SQLite has a single writer: never hold it while waiting on NATS,
+            // and write the marks of several rounds together.
+            let waiting: Vec<Uuid> = self
+                .unmarked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .ids
+                .clone();
             let rows = entity::Entity::find()
                 .filter(entity::Column::PublishedAt.is_null())
+                .filter(entity::Column::Id.is_not_in(waiting))
                 .order_by_asc(entity::Column::Id)
                 .limit(self.batch)
                 .all(&self.db.read)
                 .await?;
             let outcome = self.publish(&rows).await;
-            self.record(&self.db.write, &rows, &outcome).await?;
+            let done = match &outcome {
+                Ok(n) => *n,
+                Err((n, _)) => *n,
+            };
+            let full = {
+                let mut unmarked = self.unmarked.lock().unwrap_or_else(|e| e.into_inner());
+                unmarked.ids.extend(rows[..done].iter().map(|r| r.id));
+                if done > 0 {
+                    unmarked.since.get_or_insert_with(std::time::Instant::now);
+                }
+                unmarked.ids.len() as u64 >= self.batch
+            };
+            if full {
+                self.flush_marks().await?;
+            }
+            if done < rows.len() {
+                self.record(&self.db.write, &rows[done..], &Ok(0)).await?;
+            }
             settle(outcome, rows.len())
         }
     }

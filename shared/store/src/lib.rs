@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
@@ -40,6 +41,7 @@ impl Db {
                 ConnectOptions::new(url)
                     .max_connections(1)
                     .sqlx_logging(false)
+                    .map_sqlx_postgres_opts(plain_on_loopback)
                     .to_owned(),
             )
             .await
@@ -55,7 +57,8 @@ impl Db {
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(5))
                 .set_schema_search_path(schema)
-                .sqlx_logging(false);
+                .sqlx_logging(false)
+                .map_sqlx_postgres_opts(plain_on_loopback);
             let pool = Database::connect(options)
                 .await
                 .context("database.url: PostgreSQL is not reachable")?;
@@ -109,6 +112,30 @@ pub fn schema_name(service: &str) -> String {
         .collect()
 }
 
+/// `sslmode=prefer` (the default) to a server on the loopback interface
+/// becomes `disable`: the traffic never leaves the host, and sqlx 0.9 over
+/// TLS without `TCP_NODELAY` stalls ~40 ms on every multi-segment message
+/// (transact-rs/sqlx#4335; measured in BENCHMARKS.md). An explicit
+/// `sslmode` (URL or `PGSSLMODE`) other than `prefer` is kept, and so is
+/// TLS to any other host.
+fn plain_on_loopback(options: PgConnectOptions) -> PgConnectOptions {
+    let loopback = match options.get_host() {
+        "localhost" => true,
+        host => host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+    };
+    if loopback
+        && options.get_socket().is_none()
+        && matches!(options.get_ssl_mode(), PgSslMode::Prefer)
+    {
+        options.ssl_mode(PgSslMode::Disable)
+    } else {
+        options
+    }
+}
+
 fn sqlite_options(url: &str, max_connections: u32) -> ConnectOptions {
     let mut options = ConnectOptions::new(url);
     options
@@ -124,4 +151,36 @@ fn sqlite_options(url: &str, max_connections: u32) -> ConnectOptions {
                 .create_if_missing(true)
         });
     options
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr as _;
+
+    use super::*;
+
+    fn mode(url: &str) -> PgSslMode {
+        plain_on_loopback(PgConnectOptions::from_str(url).expect("url")).get_ssl_mode()
+    }
+
+    #[test]
+    fn tls_is_left_out_only_for_a_default_connection_to_loopback() {
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1:5432/db"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(
+            mode("postgres://u@localhost/db"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(mode("postgres://u@[::1]/db"), PgSslMode::Disable));
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1/db?sslmode=require"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode("postgres://u@db.example.go.jp/db"),
+            PgSslMode::Prefer
+        ));
+    }
 }

@@ -785,15 +785,12 @@ async fn decide(
             .collect(),
     };
     let txn = state.db.write.begin().await.map_err(db)?;
-    let (version, _) = consensus::decide(&txn, &state.outbox, version.id, input).await?;
+    let (version, party) =
+        consensus::decide(&txn, &state.outbox, version.platform_id, version.id, input).await?;
     state.outbox.commit(txn).await.map_err(db)?;
     if version.state == VersionState::InForce.as_str() {
         tracing::info!(rules.version = version.version, "rules in force");
     }
-    let party = store::party(&state.db.read, version.id, org)
-        .await
-        .map_err(db)?
-        .ok_or(ApiError::NotFound("decision"))?;
     Ok(HttpResponse::Created().json(party_view(&party)?))
 }
 
