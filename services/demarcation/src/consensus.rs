@@ -1,8 +1,16 @@
 //! The steps that move rules versions and the joining flow, each inside the
 //! caller's transaction together with the events it causes (staged in the
 //! outbox). Used by the HTTP handlers and by the registry-event consumer, so
-//! one rule holds whoever triggers it. Every step first locks the platform,
-//! so concurrent decisions and registrations on one platform serialise.
+//! one rule holds whoever triggers it.
+//!
+//! Locks (PostgreSQL; SQLite has one writer and needs none): whatever
+//! changes a version's state or who is a party locks the platform row first,
+//! then the version row. Decisions on a proposal only share-lock the version
+//! (and lock their own party row), so many organisations decide side by side
+//! while a change of state waits for them; after its commit, the decision
+//! that may have completed the consensus [`settle`]s the version under the
+//! locks. A newcomer's decision on the version in force locks the platform,
+//! like the registrations it must not miss.
 
 use chrono::{DateTime, Utc};
 use renkei_bus::Outbox;
@@ -18,6 +26,8 @@ use crate::domain::{
     Consensus, Decision, DecisionRefused, IllegalMove, Invalid, Position, VersionState,
 };
 use crate::store::{self, reminder, rule_decision, rule_party, rule_version};
+use renkei_store::Db;
+use sea_orm::{QuerySelect, TransactionTrait};
 
 /// Why a step was refused.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +42,9 @@ pub enum FlowError {
     Illegal(#[from] IllegalMove),
     #[error(transparent)]
     Refused(#[from] DecisionRefused),
+    /// The version changed state while the request was being decided.
+    #[error("the rules version changed while your decision was recorded; send it again")]
+    Changed,
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -105,8 +118,10 @@ pub async fn propose<C: ConnectionTrait>(
             },
         )
         .await?;
-    if required.is_empty() {
-        return come_into_force(conn, outbox, proposed).await;
+    if required.is_empty()
+        && let Some(in_force) = come_into_force(conn, outbox, proposed.id).await?
+    {
+        return Ok(in_force);
     }
     Ok(proposed)
 }
@@ -119,6 +134,12 @@ pub async fn withdraw<C: ConnectionTrait>(
     version: rule_version::Model,
     replaced_by: Option<Uuid>,
 ) -> Result<rule_version::Model, FlowError> {
+    // Wait for decisions in flight on it, and see its latest state.
+    let version = rule_version::Entity::find_by_id(version.id)
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .ok_or(FlowError::NotFound("rules version"))?;
     let next = store::state_of(&version)?.withdraw()?;
     let now = Utc::now();
     let mut model: rule_version::ActiveModel = version.into();
@@ -152,27 +173,48 @@ pub struct DecisionInput {
     pub per_rule: Vec<(String, String)>,
 }
 
-/// Records one organisation's decision. Under the platform lock: the new
-/// position, the decision log, the event; then, on a proposal, full
-/// consensus puts the version in force; on the version in force, an
-/// acceptance lets the registry activate the organisation's systems.
+/// What [`decide`] did.
+#[derive(Debug)]
+pub struct Decided {
+    pub version: rule_version::Model,
+    pub party: rule_party::Model,
+    /// The decision accepted a proposal: after the commit, [`settle`] it.
+    pub may_complete: bool,
+}
+
+/// Records one organisation's decision: the new position, the decision log
+/// and the event. On the version in force, an acceptance lets the registry
+/// activate the organisation's systems; on a proposal, the caller settles
+/// the version after the commit.
 pub async fn decide<C: ConnectionTrait>(
     conn: &C,
     outbox: &Outbox,
     platform_id: Uuid,
     version_id: Uuid,
     input: DecisionInput,
-) -> Result<(rule_version::Model, rule_party::Model), FlowError> {
-    store::lock_platform(conn, platform_id).await?;
-    // Read again under the lock: the state may have moved meanwhile.
+) -> Result<Decided, FlowError> {
+    let peek = rule_version::Entity::find_by_id(version_id)
+        .one(conn)
+        .await?
+        .ok_or(FlowError::NotFound("rules version"))?;
+    let newcomer_path = store::state_of(&peek)? == VersionState::InForce;
+    if newcomer_path {
+        store::lock_platform(conn, platform_id).await?;
+    }
     let version = rule_version::Entity::find_by_id(version_id)
+        .lock_shared()
         .one(conn)
         .await?
         .ok_or(FlowError::NotFound("rules version"))?;
     let state = store::state_of(&version)?;
     state.accepts_decisions()?;
+    if state == VersionState::InForce && !newcomer_path {
+        // It came into force between the two reads; its parties have all
+        // accepted, so only a newcomer gets here, and must lock the platform.
+        return Err(FlowError::Changed);
+    }
     let org = input.organization_id;
-    let party = match store::party(conn, version.id, org).await? {
+    let party = match store::party_for_update(conn, version.id, org).await? {
         Some(party) => party,
         None => {
             // Not asked (yet): an owner of a pending or active system joins.
@@ -186,7 +228,7 @@ pub async fn decide<C: ConnectionTrait>(
                 ));
             }
             store::add_parties(conn, version.id, &[org], state == VersionState::InForce).await?;
-            store::party(conn, version.id, org)
+            store::party_for_update(conn, version.id, org)
                 .await?
                 .ok_or(FlowError::NotFound("party"))?
         }
@@ -259,28 +301,78 @@ pub async fn decide<C: ConnectionTrait>(
             },
         )
         .await?;
-    let version = match (state, to) {
-        (VersionState::Proposed, Position::Accepted)
-            if store::not_accepted(conn, version.id).await? == 0 =>
-        {
-            come_into_force(conn, outbox, version).await?
-        }
-        (VersionState::InForce, Position::Accepted) => {
-            stage_accepted(conn, outbox, &version, &[org]).await?;
-            version
-        }
-        _ => version,
+    if (state, to) == (VersionState::InForce, Position::Accepted) {
+        stage_accepted(conn, outbox, &version, &[org]).await?;
+    }
+    Ok(Decided {
+        may_complete: (state, to) == (VersionState::Proposed, Position::Accepted),
+        version,
+        party,
+    })
+}
+
+/// After an acceptance of a proposal: if nobody is left to accept, puts the
+/// version in force in a transaction of its own, under the locks. Returns
+/// the version when it came into force now. Also run at start, so a crash
+/// between a last acceptance and this step only delays it.
+pub async fn settle(
+    db: &Db,
+    outbox: &Outbox,
+    version_id: Uuid,
+) -> Result<Option<rule_version::Model>, FlowError> {
+    if store::not_accepted(&db.read, version_id).await? > 0 {
+        return Ok(None);
+    }
+    let Some(version) = rule_version::Entity::find_by_id(version_id)
+        .one(&db.read)
+        .await?
+    else {
+        return Ok(None);
     };
-    Ok((version, party))
+    let txn = db.write.begin().await?;
+    store::lock_platform(&txn, version.platform_id).await?;
+    let in_force = come_into_force(&txn, outbox, version.id).await?;
+    outbox.commit(txn).await?;
+    Ok(in_force)
+}
+
+/// [`settle`] for every open proposal (at start).
+pub async fn settle_all(db: &Db, outbox: &Outbox) -> Result<usize, FlowError> {
+    let open = rule_version::Entity::find()
+        .filter(rule_version::Column::State.eq(VersionState::Proposed.as_str()))
+        .all(&db.read)
+        .await?;
+    let mut settled = 0;
+    for version in open {
+        if settle(db, outbox, version.id).await?.is_some() {
+            settled += 1;
+        }
+    }
+    Ok(settled)
 }
 
 /// Full consensus reached: the version comes into force, the one before is
 /// superseded, and every accepting organisation's systems may be activated.
+/// The caller holds the platform lock; this locks the version (waiting for
+/// decisions in flight) and checks again that it is proposed and that every
+/// party accepted. `None` when it is not (yet) so.
 pub async fn come_into_force<C: ConnectionTrait>(
     conn: &C,
     outbox: &Outbox,
-    version: rule_version::Model,
-) -> Result<rule_version::Model, FlowError> {
+    version_id: Uuid,
+) -> Result<Option<rule_version::Model>, FlowError> {
+    let Some(version) = rule_version::Entity::find_by_id(version_id)
+        .lock_exclusive()
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if store::state_of(&version)? != VersionState::Proposed
+        || store::not_accepted(conn, version.id).await? > 0
+    {
+        return Ok(None);
+    }
     let next = store::state_of(&version)?.come_into_force()?;
     let now = Utc::now();
     if let Some(old) =
@@ -329,7 +421,7 @@ pub async fn come_into_force<C: ConnectionTrait>(
         )
         .await?;
     stage_accepted(conn, outbox, &in_force, &accepted).await?;
-    Ok(in_force)
+    Ok(Some(in_force))
 }
 
 /// `demarcation.rules.accepted` for each organisation with systems on the
@@ -469,9 +561,7 @@ pub async fn system_left<C: ConnectionTrait>(
         .filter(rule_party::Column::Position.ne(Position::Accepted.as_str()))
         .exec(conn)
         .await?;
-    if store::not_accepted(conn, open.id).await? == 0 {
-        come_into_force(conn, outbox, open).await?;
-    }
+    come_into_force(conn, outbox, open.id).await?;
     Ok(())
 }
 

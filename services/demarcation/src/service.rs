@@ -60,6 +60,11 @@ impl Service for Demarcation {
         )
         .await?;
         let outbox = Outbox::new(SERVICE);
+        // A last acceptance whose follow-up was cut short by a crash.
+        let settled = crate::consensus::settle_all(&db, &outbox).await?;
+        if settled > 0 {
+            tracing::info!(settled, "rules versions came into force at start");
+        }
         tasks.spawn(
             outbox
                 .relay(db.clone(), nats.clone(), &settings.outbox)

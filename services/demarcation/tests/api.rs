@@ -1028,3 +1028,31 @@ async fn the_same_system_registered_event_delivered_twice_asks_for_acceptance_on
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_last_acceptances_put_the_version_in_force_exactly_once() {
+    let app = spawn_app().await;
+    let w = world(&app, 8).await;
+    let (_client, mut in_force) = watch(&app, subjects::DEMARCATION_RULES_IN_FORCE).await;
+    for round in 0..3 {
+        let v = draft(&app, &w, &format!("Round {round}.")).await;
+        propose(&app, &w, v).await;
+        // Everyone at once, so the last acceptances race each other.
+        let decisions = w.managers.iter().map(|m| accept(&app, m, v));
+        futures::future::join_all(decisions).await;
+        let c = consensus(&app, &w, v).await;
+        assert_eq!(c["state"], "in_force", "{c}");
+        assert_eq!(ids(&c["accepted"]), sorted(&w.orgs));
+        let event = next_event(&mut in_force, Duration::from_secs(5))
+            .await
+            .expect("in_force published");
+        assert_eq!(event.payload["version_id"], v.to_string());
+        assert!(
+            next_event(&mut in_force, Duration::from_millis(300))
+                .await
+                .is_none(),
+            "in force twice"
+        );
+    }
+    app.stop().await;
+}

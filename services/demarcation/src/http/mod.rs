@@ -110,6 +110,7 @@ impl From<FlowError> for ApiError {
             FlowError::Refused(r @ DecisionRefused::NothingToWithdraw) => {
                 ApiError::conflict("nothing_to_withdraw", r.to_string())
             }
+            FlowError::Changed => ApiError::conflict("changed_concurrently", e.to_string()),
             FlowError::Db(e) => internal(e),
         }
     }
@@ -785,12 +786,19 @@ async fn decide(
             .collect(),
     };
     let txn = state.db.write.begin().await.map_err(db)?;
-    let (version, party) =
+    let decided =
         consensus::decide(&txn, &state.outbox, version.platform_id, version.id, input).await?;
     state.outbox.commit(txn).await.map_err(db)?;
-    if version.state == VersionState::InForce.as_str() {
-        tracing::info!(rules.version = version.version, "rules in force");
+    if decided.may_complete
+        && let Some(in_force) =
+            consensus::settle(&state.db, &state.outbox, decided.version.id).await?
+    {
+        tracing::info!(
+            rules.version = in_force.version,
+            "full consensus: rules in force"
+        );
     }
+    let party = decided.party;
     Ok(HttpResponse::Created().json(party_view(&party)?))
 }
 

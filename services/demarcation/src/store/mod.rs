@@ -206,6 +206,19 @@ pub async fn party<C: ConnectionTrait>(
         .await
 }
 
+/// The party row, locked until the transaction ends (one decision of an
+/// organisation at a time).
+pub async fn party_for_update<C: ConnectionTrait>(
+    conn: &C,
+    version_id: Uuid,
+    org: Uuid,
+) -> Result<Option<rule_party::Model>, DbErr> {
+    rule_party::Entity::find_by_id((version_id, org))
+        .lock_exclusive()
+        .one(conn)
+        .await
+}
+
 pub async fn parties<C: ConnectionTrait>(
     conn: &C,
     version_id: Uuid,
