@@ -9,7 +9,8 @@
 //! (and lock their own party row), so many organisations decide side by side
 //! while a change of state waits for them; after its commit, the decision
 //! that may have completed the consensus [`settle`]s the version under the
-//! locks. A newcomer's decision on the version in force locks the platform,
+//! locks. On SQLite the last acceptance puts the version in force in its own
+//! transaction. A newcomer's decision on the version in force locks the platform,
 //! like the registrations it must not miss.
 
 use chrono::{DateTime, Utc};
@@ -193,11 +194,16 @@ pub async fn decide<C: ConnectionTrait>(
     version_id: Uuid,
     input: DecisionInput,
 ) -> Result<Decided, FlowError> {
-    let peek = rule_version::Entity::find_by_id(version_id)
-        .one(conn)
-        .await?
-        .ok_or(FlowError::NotFound("rules version"))?;
-    let newcomer_path = store::state_of(&peek)? == VersionState::InForce;
+    // SQLite runs one write transaction at a time: no locks to take, and the
+    // consensus is completed inside this transaction.
+    let serialised = conn.get_database_backend() == sea_orm::DatabaseBackend::Sqlite;
+    let newcomer_path = !serialised && {
+        let peek = rule_version::Entity::find_by_id(version_id)
+            .one(conn)
+            .await?
+            .ok_or(FlowError::NotFound("rules version"))?;
+        store::state_of(&peek)? == VersionState::InForce
+    };
     if newcomer_path {
         store::lock_platform(conn, platform_id).await?;
     }
@@ -208,7 +214,7 @@ pub async fn decide<C: ConnectionTrait>(
         .ok_or(FlowError::NotFound("rules version"))?;
     let state = store::state_of(&version)?;
     state.accepts_decisions()?;
-    if state == VersionState::InForce && !newcomer_path {
+    if state == VersionState::InForce && !newcomer_path && !serialised {
         // It came into force between the two reads; its parties have all
         // accepted, so only a newcomer gets here, and must lock the platform.
         return Err(FlowError::Changed);
@@ -304,8 +310,16 @@ pub async fn decide<C: ConnectionTrait>(
     if (state, to) == (VersionState::InForce, Position::Accepted) {
         stage_accepted(conn, outbox, &version, &[org]).await?;
     }
+    let mut may_complete = (state, to) == (VersionState::Proposed, Position::Accepted);
+    let mut version = version;
+    if may_complete && serialised {
+        if let Some(in_force) = come_into_force(conn, outbox, version.id).await? {
+            version = in_force;
+        }
+        may_complete = false;
+    }
     Ok(Decided {
-        may_complete: (state, to) == (VersionState::Proposed, Position::Accepted),
+        may_complete,
         version,
         party,
     })
