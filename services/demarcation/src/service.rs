@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use renkei_bus::contracts::demarcation::ResponsibilityQuery;
+use renkei_bus::query::spawn_responder;
 use renkei_bus::subjects::{DEMARCATION_STREAM, REGISTRY_STREAM};
 use renkei_bus::{ConsumerSpec, Outbox, consumer::Consumer};
 use renkei_settings::Settings;
@@ -96,7 +97,8 @@ impl Service for Demarcation {
         tasks.spawn(reminders.clone().run(cancel.clone()));
 
         let query_db = db.clone();
-        let responder = renkei_bus::query::serve::<ResponsibilityQuery, _, _>(
+        spawn_responder::<ResponsibilityQuery, _, _>(
+            tasks,
             nats.clone(),
             SERVICE,
             move |q| {
@@ -105,11 +107,6 @@ impl Service for Demarcation {
             },
             cancel.clone(),
         );
-        tasks.spawn(async move {
-            if let Err(error) = responder.await {
-                tracing::error!(error = %format!("{error:#}"), "responsibility responder stopped");
-            }
-        });
 
         Ok(Demarcation {
             state: web::Data::new(DemarcationState {

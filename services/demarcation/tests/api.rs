@@ -18,6 +18,8 @@ struct TestApp {
     demarcation: String,
     http: reqwest::Client,
     nats: NatsServer,
+    /// The demarcation service's own database, for tests that tamper with it.
+    demarcation_db: String,
     running: Vec<renkei_web::Running>,
     _db: TestDb,
     _dir: tempfile::TempDir,
@@ -40,6 +42,7 @@ async fn spawn_app() -> TestApp {
         demarcation: format!("http://{}", demarcation.addr),
         http: reqwest::Client::new(),
         nats,
+        demarcation_db: settings.database_url_for("demarcation"),
         running: vec![registry, demarcation],
         _db: db,
         _dir: dir,
@@ -1054,5 +1057,34 @@ async fn simultaneous_last_acceptances_put_the_version_in_force_exactly_once() {
             "in force twice"
         );
     }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposing_asks_every_owner_the_registry_knows_even_if_this_service_missed_one() {
+    use sea_orm::EntityTrait as _;
+
+    let app = spawn_app().await;
+    let w = world(&app, 2).await;
+    // This service loses its copy of B's system (a stream that no longer
+    // holds the event, a restore from an old backup).
+    let db = renkei_store::Db::connect(&app.demarcation_db, "demarcation", 1)
+        .await
+        .expect("demarcation database");
+    let forgotten = renkei_demarcation::store::system::Entity::delete_by_id(w.systems[1])
+        .exec(&db.write)
+        .await
+        .expect("delete");
+    assert_eq!(forgotten.rows_affected, 1);
+    let v = draft(&app, &w, "Patch fast.").await;
+    propose(&app, &w, v).await;
+    let c = consensus(&app, &w, v).await;
+    assert_eq!(ids(&c["required"]), sorted(&w.orgs), "B is asked too");
+    accept(&app, &w.managers[0], v).await;
+    assert_eq!(
+        consensus(&app, &w, v).await["state"],
+        "proposed",
+        "no consensus without B"
+    );
     app.stop().await;
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use actix_web::web;
 use parking_lot::RwLock;
-use renkei_bus::contracts::registry::{BlastRadiusQuery, SystemQuery};
+use renkei_bus::contracts::registry::{BlastRadiusQuery, PlatformSystemsQuery, SystemQuery};
+use renkei_bus::query::spawn_responder;
 use renkei_bus::subjects::{self, DEMARCATION_STREAM, REGISTRY_STREAM};
 use renkei_bus::{ConsumerSpec, Outbox, consumer::Consumer};
 use renkei_settings::Settings;
@@ -86,7 +87,8 @@ impl Service for Registry {
         );
 
         let query_index = index.clone();
-        let responder = renkei_bus::query::serve::<BlastRadiusQuery, _, _>(
+        spawn_responder::<BlastRadiusQuery, _, _>(
+            tasks,
             nats.clone(),
             SERVICE,
             move |q| {
@@ -95,14 +97,20 @@ impl Service for Registry {
             },
             cancel.clone(),
         );
-        tasks.spawn(async move {
-            if let Err(error) = responder.await {
-                tracing::error!(error = %format!("{error:#}"), "blast-radius responder stopped");
-            }
-        });
-
+        let platform_db = db.clone();
+        spawn_responder::<PlatformSystemsQuery, _, _>(
+            tasks,
+            nats.clone(),
+            SERVICE,
+            move |q| {
+                let db = platform_db.clone();
+                async move { events::answer_platform_systems(&db, &q).await }
+            },
+            cancel.clone(),
+        );
         let system_db = db.clone();
-        let responder = renkei_bus::query::serve::<SystemQuery, _, _>(
+        spawn_responder::<SystemQuery, _, _>(
+            tasks,
             nats.clone(),
             SERVICE,
             move |q| {
@@ -111,11 +119,6 @@ impl Service for Registry {
             },
             cancel.clone(),
         );
-        tasks.spawn(async move {
-            if let Err(error) = responder.await {
-                tracing::error!(error = %format!("{error:#}"), "system responder stopped");
-            }
-        });
 
         Ok(Registry {
             state: web::Data::new(RegistryState {

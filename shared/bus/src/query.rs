@@ -110,6 +110,26 @@ pub async fn request<Q: Query>(
     }
 }
 
+/// [`serve`] as a background task of `tasks`, logging why it stopped if
+/// it stops before `cancel`.
+pub fn spawn_responder<Q, F, Fut>(
+    tasks: &mut tokio::task::JoinSet<()>,
+    client: async_nats::Client,
+    queue_group: &'static str,
+    handler: F,
+    cancel: CancellationToken,
+) where
+    Q: Query,
+    F: Fn(Q) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Q::Response, QueryFailure>> + Send + 'static,
+{
+    tasks.spawn(async move {
+        if let Err(error) = serve::<Q, F, Fut>(client, queue_group, handler, cancel).await {
+            tracing::error!(subject = Q::SUBJECT, error = %format!("{error:#}"), "query responder stopped");
+        }
+    });
+}
+
 /// Answers `Q` with `handler` until `cancel`; replicas share the load
 /// through the queue group.
 pub async fn serve<Q, F, Fut>(

@@ -47,12 +47,14 @@ pub const DEMARCATION_MATRIX_GAP_FOUND: &str = "demarcation.matrix.gap_found";
 // queries
 pub const QUERY_REGISTRY_BLAST_RADIUS: &str = "query.registry.blast_radius";
 pub const QUERY_REGISTRY_SYSTEM: &str = "query.registry.system";
+pub const QUERY_REGISTRY_PLATFORM_SYSTEMS: &str = "query.registry.platform_systems";
 pub const QUERY_DEMARCATION_RESPONSIBILITY: &str = "query.demarcation.responsibility";
 
 /// Every query subject.
 pub const QUERY_SUBJECTS: &[&str] = &[
     QUERY_REGISTRY_BLAST_RADIUS,
     QUERY_REGISTRY_SYSTEM,
+    QUERY_REGISTRY_PLATFORM_SYSTEMS,
     QUERY_DEMARCATION_RESPONSIBILITY,
 ];
 

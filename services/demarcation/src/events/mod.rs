@@ -53,19 +53,29 @@ pub async fn upsert_system<C: sea_orm::ConnectionTrait>(
     conn: &C,
     s: &registry_events::SystemSnapshot,
 ) -> Result<(), sea_orm::DbErr> {
-    system::Entity::insert(system_row(s))
-        .on_conflict(
-            OnConflict::column(system::Column::Id)
-                .update_columns([
-                    system::Column::Name,
-                    system::Column::Lifecycle,
-                    system::Column::OwnerOrgId,
-                    system::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
+    upsert_systems(conn, std::slice::from_ref(s)).await
+}
+
+/// Stores system snapshots, replacing what was known of them (few statements).
+pub async fn upsert_systems<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    snapshots: &[registry_events::SystemSnapshot],
+) -> Result<(), sea_orm::DbErr> {
+    for chunk in snapshots.chunks(500) {
+        system::Entity::insert_many(chunk.iter().map(system_row))
+            .on_conflict(
+                OnConflict::column(system::Column::Id)
+                    .update_columns([
+                        system::Column::Name,
+                        system::Column::Lifecycle,
+                        system::Column::OwnerOrgId,
+                        system::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use renkei_bus::contracts::demarcation as contract;
+use renkei_bus::contracts::registry::PlatformSystemsQuery;
 use renkei_web::{ApiError, Identity, OptionalJson, Role, ValidJson};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -723,7 +724,25 @@ async fn propose(
         Some(at) => check_deadline(now, at).map_err(invalid)?,
         None => now + DEFAULT_RESPONSE_WINDOW,
     };
+    // Who must agree is decided by the registry as it is now, not by this
+    // service's copy (which may lag, or miss what its stream no longer holds).
+    let current = renkei_bus::query::request(
+        &state.nats,
+        &PlatformSystemsQuery {
+            platform_id: version.platform_id,
+        },
+        std::time::Duration::from_millis(state.query_timeout_ms),
+    )
+    .await
+    .map_err(|e| {
+        ApiError::Unavailable(format!(
+            "the registry did not answer, so who must agree cannot be known now: {e}"
+        ))
+    })?;
     let txn = state.db.write.begin().await.map_err(db)?;
+    events::upsert_systems(&txn, &current.systems)
+        .await
+        .map_err(db)?;
     let proposed = consensus::propose(&txn, &state.outbox, version, respond_by).await?;
     state.outbox.commit(txn).await.map_err(db)?;
     state.reminders.wake();

@@ -3,7 +3,8 @@
 //! Publishes (through the outbox): organisation registered, system
 //! registered / updated / lifecycle changed, link added / removed.
 //! Consumes: `demarcation.rules.accepted` (activates the owner's pending
-//! systems). Answers: the blast-radius query and one system's snapshot.
+//! systems). Answers: the blast-radius query, one system's snapshot, and
+//! every system of a platform.
 
 use std::sync::Arc;
 
@@ -201,6 +202,27 @@ pub async fn answer_system(
         .map_err(|e| QueryFailure::new("unavailable", e.to_string()))?
         .map(|m| snapshot(&m))
         .ok_or_else(|| QueryFailure::new("not_found", "no such system"))
+}
+
+/// Answers "every system on platform P" from the database.
+pub async fn answer_platform_systems(
+    db: &Db,
+    query: &contract::PlatformSystemsQuery,
+) -> Result<contract::PlatformSystems, QueryFailure> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    let systems = system::Entity::find()
+        .filter(system::Column::PlatformId.eq(query.platform_id))
+        .order_by_asc(system::Column::Id)
+        .all(&db.read)
+        .await
+        .map_err(|e| QueryFailure::new("unavailable", e.to_string()))?;
+    if !systems.iter().any(|s| s.id == query.platform_id) {
+        return Err(QueryFailure::new("not_found", "no such platform"));
+    }
+    Ok(contract::PlatformSystems {
+        platform_id: query.platform_id,
+        systems: systems.iter().map(snapshot).collect(),
+    })
 }
 
 /// Answers the blast-radius query from the in-memory index.

@@ -129,3 +129,21 @@ impl Query for SystemQuery {
     const SUBJECT: &'static str = subjects::QUERY_REGISTRY_SYSTEM;
     type Response = SystemSnapshot;
 }
+
+/// Every system on a platform (the platform itself and its linked systems,
+/// whatever their lifecycle), as the registry knows them now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformSystemsQuery {
+    pub platform_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformSystems {
+    pub platform_id: Uuid,
+    pub systems: Vec<SystemSnapshot>,
+}
+
+impl Query for PlatformSystemsQuery {
+    const SUBJECT: &'static str = subjects::QUERY_REGISTRY_PLATFORM_SYSTEMS;
+    type Response = PlatformSystems;
+}
