@@ -536,6 +536,16 @@ fn assert_activated_exactly_once(registry_events: &[Envelope], systems: &[Uuid])
         activations, expected,
         "one activation per system, no more, no fewer"
     );
+    let mut announced: HashMap<Uuid, usize> = HashMap::new();
+    for e in of_subject(registry_events, subjects::REGISTRY_SYSTEM_ACTIVATED) {
+        *announced
+            .entry(uuid_at(&e.payload["system_id"]))
+            .or_default() += 1;
+    }
+    assert_eq!(
+        announced, expected,
+        "one registry.system.activated per system, no more, no fewer"
+    );
 }
 
 /// Every system in `owned` is named by exactly one

@@ -672,6 +672,13 @@ async fn the_same_rules_accepted_event_delivered_twice_activates_once() {
         .filter(|e| e.event_type == subjects::REGISTRY_SYSTEM_LIFECYCLE_CHANGED)
         .count();
     assert_eq!(activations, 1, "handled once: {events:?}");
+    let activated: Vec<&Envelope> = events
+        .iter()
+        .filter(|e| e.event_type == subjects::REGISTRY_SYSTEM_ACTIVATED)
+        .collect();
+    assert_eq!(activated.len(), 1, "one activated event: {events:?}");
+    assert_eq!(activated[0].payload["system_id"], w.systems[0].to_string());
+    assert_eq!(activated[0].payload["from"], "pending_rules");
     assert_eq!(
         app.get(&format!("/v1/systems/{}", w.systems[1]), &w.managers[1])
             .await

@@ -29,6 +29,7 @@ pub const REGISTRY_ORGANIZATION_REGISTERED: &str = "registry.organization.regist
 pub const REGISTRY_SYSTEM_REGISTERED: &str = "registry.system.registered";
 pub const REGISTRY_SYSTEM_UPDATED: &str = "registry.system.updated";
 pub const REGISTRY_SYSTEM_LIFECYCLE_CHANGED: &str = "registry.system.lifecycle_changed";
+pub const REGISTRY_SYSTEM_ACTIVATED: &str = "registry.system.activated";
 pub const REGISTRY_LINK_ADDED: &str = "registry.link.added";
 pub const REGISTRY_LINK_REMOVED: &str = "registry.link.removed";
 
@@ -64,6 +65,7 @@ pub const EVENT_SUBJECTS: &[&str] = &[
     REGISTRY_SYSTEM_REGISTERED,
     REGISTRY_SYSTEM_UPDATED,
     REGISTRY_SYSTEM_LIFECYCLE_CHANGED,
+    REGISTRY_SYSTEM_ACTIVATED,
     REGISTRY_LINK_ADDED,
     REGISTRY_LINK_REMOVED,
     DEMARCATION_RULES_PROPOSED,

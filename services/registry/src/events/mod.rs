@@ -1,7 +1,8 @@
 //! What the registry publishes and consumes.
 //!
 //! Publishes (through the outbox): organisation registered, system
-//! registered / updated / lifecycle changed, link added / removed.
+//! registered / updated / lifecycle changed / activated, link added /
+//! removed.
 //! Consumes: `demarcation.rules.accepted` (activates the owner's pending
 //! systems). Answers: the blast-radius query, one system's snapshot, and
 //! every system of a platform.
@@ -137,6 +138,18 @@ async fn change_in<C: ConnectionTrait>(
         .stage(conn, Some(saved.owner_org_id), &event)
         .await
         .map_err(internal)?;
+    if to == Lifecycle::Active {
+        let activated = contract::SystemActivated {
+            system_id: saved.id,
+            platform_id: saved.platform_id,
+            owner_org_id: saved.owner_org_id,
+            from: from.as_str().to_owned(),
+        };
+        outbox
+            .stage(conn, Some(saved.owner_org_id), &activated)
+            .await
+            .map_err(internal)?;
+    }
     Ok(Some(saved))
 }
 

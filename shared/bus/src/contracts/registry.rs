@@ -63,6 +63,22 @@ impl Event for SystemLifecycleChanged {
     const SUBJECT: &'static str = subjects::REGISTRY_SYSTEM_LIFECYCLE_CHANGED;
 }
 
+/// A linked system entered service: its owner accepted the common rules in
+/// force (first activation) or it came back from suspension. Published
+/// beside the `lifecycle_changed` event of the same move, for consumers that
+/// only care about systems coming into service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemActivated {
+    pub system_id: Uuid,
+    pub platform_id: Uuid,
+    pub owner_org_id: Uuid,
+    /// The lifecycle it left: `pending_rules` or `suspended`.
+    pub from: String,
+}
+impl Event for SystemActivated {
+    const SUBJECT: &'static str = subjects::REGISTRY_SYSTEM_ACTIVATED;
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinkSnapshot {
     pub link_id: Uuid,
