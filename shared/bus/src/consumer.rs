@@ -1,16 +1,19 @@
 //! Durable, idempotent consumers.
 //!
-//! Each delivered event is applied inside one database transaction that also
+//! Each delivered event is applied inside a database transaction that also
 //! records `(consumer, event id)` in `handled_events`; the message is acked
 //! only after that transaction commits. A redelivery (after a crash, a lost
 //! ack, a replay) finds the id already recorded and changes nothing.
+//! Deliveries that have already arrived together share one transaction,
+//! each in a savepoint of its own, so a burst costs a few commits and one
+//! failing event never takes the others down with it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use chrono::Utc;
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use renkei_store::Db;
 use sea_orm::{
     ActiveValue::Set, DatabaseTransaction, EntityTrait, TransactionTrait, TryInsertResult,
@@ -69,6 +72,9 @@ pub trait EventHandler: Send + Sync + 'static {
     async fn handle(&self, txn: &DatabaseTransaction, event: &Envelope)
     -> Result<(), HandlerError>;
 }
+
+/// The most deliveries applied in one transaction.
+const BATCH: usize = 256;
 
 /// Which events a durable consumer receives.
 #[derive(Debug, Clone)]
@@ -168,59 +174,123 @@ impl<H: EventHandler> Consumer<H> {
                 _ = cancel.cancelled() => return Ok(()),
                 next = messages.next() => next,
             };
-            match next {
+            let mut batch = match next {
                 None => anyhow::bail!("message stream ended"),
                 Some(Err(e)) => anyhow::bail!(e),
-                Some(Ok(message)) => self.process(message).await,
+                Some(Ok(message)) => vec![message],
+            };
+            // Whatever else has already arrived goes into the same
+            // transaction: a burst (a thousand acceptances at once) costs a
+            // few commits, not one each. Nothing waits for more to come.
+            let mut interrupted = None;
+            while batch.len() < BATCH {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(message))) => batch.push(message),
+                    Some(Some(Err(e))) => {
+                        interrupted = Some(anyhow::anyhow!(e));
+                        break;
+                    }
+                    Some(None) => {
+                        interrupted = Some(anyhow::anyhow!("message stream ended"));
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            self.process(batch).await;
+            if let Some(e) = interrupted {
+                return Err(e);
             }
         }
     }
 
-    async fn process(&self, message: jetstream::Message) {
-        let envelope: Envelope = match serde_json::from_slice(&message.payload) {
-            Ok(envelope) => envelope,
+    /// Applies a batch of deliveries in one transaction, each in a savepoint
+    /// of its own (a failing event leaves no trace and does not hold back
+    /// the others), then acks after the commit.
+    async fn process(&self, batch: Vec<jetstream::Message>) {
+        let mut decoded = Vec::with_capacity(batch.len());
+        for message in batch {
+            match serde_json::from_slice::<Envelope>(&message.payload) {
+                Ok(envelope) => decoded.push((message, envelope)),
+                Err(error) => {
+                    tracing::error!(subject = %message.subject, %error, "undecodable event terminated");
+                    let _ = message.ack_with(AckKind::Term).await;
+                }
+            }
+        }
+        if decoded.is_empty() {
+            return;
+        }
+        let txn = match self.db.write.begin().await {
+            Ok(txn) => txn,
             Err(error) => {
-                tracing::error!(subject = %message.subject, %error, "undecodable event terminated");
-                let _ = message.ack_with(AckKind::Term).await;
+                tracing::warn!(%error, "no transaction for a batch; it will be redelivered");
+                for (message, _) in decoded {
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
+                }
                 return;
             }
         };
-        let span = tracing::info_span!(
-            "consume",
-            durable = %self.spec.durable,
-            subject = %envelope.subject,
-            event_id = %envelope.id,
-            outcome = tracing::field::Empty,
-        );
-        renkei_telemetry::adopt(&span, &headers::from_headers(message.headers.as_ref()));
-        let result = self.apply(&envelope).instrument(span.clone()).await;
-        let ack = match &result {
-            Ok(applied) => {
-                span.record("outcome", tracing::field::debug(applied));
-                message.ack().await
+        let mut outcomes = Vec::with_capacity(decoded.len());
+        for (message, envelope) in decoded {
+            let span = tracing::info_span!(
+                "consume",
+                durable = %self.spec.durable,
+                subject = %envelope.subject,
+                event_id = %envelope.id,
+                outcome = tracing::field::Empty,
+            );
+            renkei_telemetry::adopt(&span, &headers::from_headers(message.headers.as_ref()));
+            let result = self
+                .apply_in(&txn, &envelope)
+                .instrument(span.clone())
+                .await;
+            outcomes.push((message, span, result));
+        }
+        let committed = txn.commit().await;
+        if let Err(error) = &committed {
+            tracing::warn!(%error, "batch not committed; it will be redelivered");
+        } else if let Some(outbox) = &self.outbox {
+            outbox.wake();
+        }
+        for (message, span, result) in outcomes {
+            let ack = match (&committed, &result) {
+                (Ok(()), Ok(applied)) => {
+                    span.record("outcome", tracing::field::debug(applied));
+                    message.ack().await
+                }
+                (Ok(()), Err(HandlerError::Permanent(reason))) => {
+                    span.record("outcome", "rejected");
+                    tracing::error!(parent: &span, %reason, "event rejected permanently");
+                    message.ack_with(AckKind::Term).await
+                }
+                (Err(_), _) | (_, Err(HandlerError::Transient(_))) => {
+                    span.record("outcome", "retry");
+                    if let Err(error) = &result {
+                        tracing::warn!(parent: &span, %error, "event will be redelivered");
+                    }
+                    message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await
+                }
+            };
+            if let Err(error) = ack {
+                // The effect is committed; a redelivery will be seen as a duplicate.
+                tracing::warn!(%error, "ack failed");
             }
-            Err(HandlerError::Permanent(reason)) => {
-                span.record("outcome", "rejected");
-                tracing::error!(parent: &span, %reason, "event rejected permanently");
-                message.ack_with(AckKind::Term).await
-            }
-            Err(error @ HandlerError::Transient(_)) => {
-                span.record("outcome", "retry");
-                tracing::warn!(parent: &span, %error, "event will be redelivered");
-                message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await
-            }
-        };
-        if let Err(error) = ack {
-            // The effect is committed; a redelivery will be seen as a duplicate.
-            tracing::warn!(%error, "ack failed");
         }
     }
 
-    /// Applies one event exactly once, whatever the number of deliveries.
-    pub async fn apply(&self, envelope: &Envelope) -> Result<Applied, HandlerError> {
-        let txn = self.db.write.begin().await?;
+    /// Applies one event inside `txn`, in a savepoint: exactly once, whatever
+    /// the number of deliveries; on failure nothing of it remains.
+    async fn apply_in(
+        &self,
+        txn: &DatabaseTransaction,
+        envelope: &Envelope,
+    ) -> Result<Applied, HandlerError> {
+        let savepoint = txn.begin().await?;
         let marker = entity::ActiveModel {
             consumer: Set(self.spec.durable.clone()),
             event_id: Set(envelope.id),
@@ -228,17 +298,32 @@ impl<H: EventHandler> Consumer<H> {
         };
         let inserted = entity::Entity::insert(marker)
             .on_conflict_do_nothing_on([entity::Column::Consumer, entity::Column::EventId])
-            .exec_without_returning(&txn)
+            .exec_without_returning(&savepoint)
             .await?;
         if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
-            txn.rollback().await?;
+            savepoint.rollback().await?;
             return Ok(Applied::Duplicate);
         }
-        self.handler.handle(&txn, envelope).await?;
+        match self.handler.handle(&savepoint, envelope).await {
+            Ok(()) => {
+                savepoint.commit().await?;
+                Ok(Applied::Handled)
+            }
+            Err(error) => {
+                savepoint.rollback().await.ok();
+                Err(error)
+            }
+        }
+    }
+
+    /// Applies one event exactly once, whatever the number of deliveries.
+    pub async fn apply(&self, envelope: &Envelope) -> Result<Applied, HandlerError> {
+        let txn = self.db.write.begin().await?;
+        let applied = self.apply_in(&txn, envelope).await?;
         txn.commit().await?;
-        if let Some(outbox) = &self.outbox {
+        if let (Applied::Handled, Some(outbox)) = (applied, &self.outbox) {
             outbox.wake();
         }
-        Ok(Applied::Handled)
+        Ok(applied)
     }
 }
