@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use renkei_bus::contracts::registry::SystemQuery;
 use renkei_bus::query::{self, QueryError};
+use renkei_web::error::db;
 use renkei_web::{ApiError, Identity, Role};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
@@ -30,7 +31,7 @@ pub async fn find_platform(
 ) -> Result<Option<system::Model>, ApiError> {
     if let Some(p) = store::platform(&state.db.read, platform_id)
         .await
-        .map_err(internal)?
+        .map_err(db)?
     {
         return Ok(Some(p));
     }
@@ -47,10 +48,10 @@ pub async fn find_platform(
         Ok(snapshot) if snapshot.kind == "platform" => {
             upsert_system(&state.db.write, &snapshot)
                 .await
-                .map_err(internal)?;
+                .map_err(db)?;
             store::platform(&state.db.read, platform_id)
                 .await
-                .map_err(internal)
+                .map_err(db)
         }
         Ok(_) => Ok(None),
         Err(QueryError::Refused(f)) if f.code == "not_found" => Ok(None),
@@ -58,10 +59,6 @@ pub async fn find_platform(
             "the registry did not answer: {e}"
         ))),
     }
-}
-
-pub fn internal(e: sea_orm::DbErr) -> ApiError {
-    ApiError::Internal(anyhow::Error::new(e))
 }
 
 pub fn operates(who: &Identity, platform: &system::Model) -> bool {
@@ -88,7 +85,7 @@ pub async fn can_read(
         .filter(system::Column::OwnerOrgId.eq(org))
         .count(&state.db.read)
         .await
-        .map_err(internal)?;
+        .map_err(db)?;
     Ok(owned > 0)
 }
 

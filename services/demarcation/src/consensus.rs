@@ -190,20 +190,15 @@ pub struct Decided {
 pub async fn decide<C: ConnectionTrait>(
     conn: &C,
     outbox: &Outbox,
-    platform_id: Uuid,
-    version_id: Uuid,
+    seen: &rule_version::Model,
     input: DecisionInput,
 ) -> Result<Decided, FlowError> {
+    let (platform_id, version_id) = (seen.platform_id, seen.id);
     // SQLite runs one write transaction at a time: no locks to take, and the
-    // consensus is completed inside this transaction.
+    // consensus is completed inside this transaction. Elsewhere the state the
+    // caller saw (unlocked) chooses the locks; it is checked again below.
     let serialised = conn.get_database_backend() == sea_orm::DatabaseBackend::Sqlite;
-    let newcomer_path = !serialised && {
-        let peek = rule_version::Entity::find_by_id(version_id)
-            .one(conn)
-            .await?
-            .ok_or(FlowError::NotFound("rules version"))?;
-        store::state_of(&peek)? == VersionState::InForce
-    };
+    let newcomer_path = !serialised && store::state_of(seen)? == VersionState::InForce;
     if newcomer_path {
         store::lock_platform(conn, platform_id).await?;
     }
@@ -215,7 +210,7 @@ pub async fn decide<C: ConnectionTrait>(
     let state = store::state_of(&version)?;
     state.accepts_decisions()?;
     if state == VersionState::InForce && !newcomer_path && !serialised {
-        // It came into force between the two reads; its parties have all
+        // It came into force since the caller's read; its parties have all
         // accepted, so only a newcomer gets here, and must lock the platform.
         return Err(FlowError::Changed);
     }
@@ -241,9 +236,9 @@ pub async fn decide<C: ConnectionTrait>(
     };
     let from = store::position_of(&party)?;
     let to = from.decide(state, input.decision)?;
-    let content = store::content_of(&version)?;
     let (reason, objections) = match input.decision {
         Decision::Object => {
+            let content = store::content_of(&version)?;
             let reason = check_objection(&content, input.reason.as_deref(), &input.per_rule)?;
             let per_rule: Vec<serde_json::Value> = input
                 .per_rule

@@ -7,6 +7,22 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+/// A broken input rule of a domain: 400 naming the field.
+pub fn invalid(e: renkei_domain::Invalid) -> ApiError {
+    ApiError::invalid(e.field, e.reason)
+}
+
+/// A database failure: 500, its cause logged once.
+pub fn db(e: sea_orm::DbErr) -> ApiError {
+    ApiError::Internal(anyhow::Error::new(e))
+}
+
+/// A path segment that must be an id. A malformed id cannot name anything:
+/// the same 404 as a missing one.
+pub fn path_id(raw: &str, what: &'static str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(what))
+}
+
 /// Everything an API can answer besides success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -274,23 +274,27 @@ pub fn markdown(input: &DocumentInput<'_>, lang: Lang) -> String {
     out
 }
 
+/// Raw HTML in the source becomes text to show, never markup.
+fn html_as_text(event: Event<'_>) -> Event<'_> {
+    match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        other => other,
+    }
+}
+
 /// The document as a standalone HTML page. Raw HTML written into rule
 /// texts is shown as text, never interpreted.
 pub fn html(input: &DocumentInput<'_>, lang: Lang) -> String {
     let source = markdown(input, lang);
-    let parser = Parser::new_ext(&source, Options::ENABLE_TABLES).map(|event| match event {
-        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-        other => other,
-    });
     let mut body = String::new();
-    html::push_html(&mut body, parser);
+    html::push_html(
+        &mut body,
+        Parser::new_ext(&source, Options::ENABLE_TABLES).map(html_as_text),
+    );
     let mut title = String::new();
     html::push_html(
         &mut title,
-        Parser::new(input.content.title.trim()).map(|e| match e {
-            Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-            other => other,
-        }),
+        Parser::new(input.content.title.trim()).map(html_as_text),
     );
     let title = title
         .trim()

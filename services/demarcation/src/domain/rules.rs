@@ -5,7 +5,7 @@
 //! `withdrawn`. A proposal comes into force only when every required
 //! organisation has accepted it; one objection blocks it until withdrawn.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -336,12 +336,6 @@ impl Consensus {
     pub fn reached(&self) -> bool {
         self.objected.is_empty() && self.pending.is_empty()
     }
-}
-
-/// The organisations whose acceptance a proposal needs: the owners of
-/// pending or active linked systems on the platform.
-pub fn required_parties(owners: impl IntoIterator<Item = Uuid>) -> BTreeSet<Uuid> {
-    owners.into_iter().collect()
 }
 
 /// The default response window of a proposal.

@@ -219,12 +219,11 @@ pub async fn answer_responsibility(
     let in_force = store::version_in_state(&db.read, platform_id, VersionState::InForce)
         .await
         .map_err(unavailable)?;
+    // The matrix the rules in force refer to, else the latest.
     let referred = in_force.as_ref().and_then(|v| v.matrix_version);
-    let matrix_row = match referred {
-        Some(v) => store::matrix(&db.read, platform_id, Some(v)).await,
-        None => store::matrix(&db.read, platform_id, None).await,
-    }
-    .map_err(unavailable)?;
+    let matrix_row = store::matrix(&db.read, platform_id, referred)
+        .await
+        .map_err(unavailable)?;
     let (matrix_version, matrix) = match &matrix_row {
         Some(row) => (
             u32::try_from(row.version).ok(),

@@ -8,20 +8,21 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use renkei_bus::contracts::demarcation as contract;
 use renkei_bus::contracts::registry::PlatformSystemsQuery;
+use renkei_web::error::{db, invalid, path_id};
 use renkei_web::{ApiError, Identity, OptionalJson, Role, ValidJson};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    SqlErr, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr,
+    TransactionTrait,
 };
 use utoipa::OpenApi;
 use uuid::Uuid;
 
-use crate::access::{self, internal};
+use crate::access;
 use crate::consensus::{self, DecisionInput, FlowError};
 use crate::domain::document::{self, AcceptanceLine, DocumentInput, Lang};
 use crate::domain::rules::{DEFAULT_RESPONSE_WINDOW, check_deadline};
 use crate::domain::{
-    Assignment, ClassEntry, Cooperation, Decision, DecisionRefused, Invalid, Matrix, RaciRole,
+    Assignment, ClassEntry, Cooperation, Decision, DecisionRefused, Matrix, RaciRole,
     ResponsibilityClass, Rule, RulesContent, VersionState, valid_control_id, valid_name,
 };
 use crate::events;
@@ -88,14 +89,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 )]
 pub struct ApiDoc;
 
-fn invalid(e: Invalid) -> ApiError {
-    ApiError::invalid(e.field, e.reason)
-}
-
-fn db(e: DbErr) -> ApiError {
-    internal(e)
-}
-
 impl From<FlowError> for ApiError {
     fn from(e: FlowError) -> Self {
         match e {
@@ -112,14 +105,9 @@ impl From<FlowError> for ApiError {
                 ApiError::conflict("nothing_to_withdraw", r.to_string())
             }
             FlowError::Changed => ApiError::conflict("changed_concurrently", e.to_string()),
-            FlowError::Db(e) => internal(e),
+            FlowError::Db(e) => db(e),
         }
     }
-}
-
-fn path_id(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
-    // A malformed id cannot name anything: the same 404 as a missing one.
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(what))
 }
 
 fn version_no(v: i32) -> u32 {
@@ -368,7 +356,7 @@ async fn put_matrix(
         id: Set(Uuid::now_v7()),
         platform_id: Set(platform.id),
         version: Set(i32::try_from(next).map_err(|e| ApiError::Internal(e.into()))?),
-        document: Set(serde_json::to_string(&matrix).map_err(|e| ApiError::Internal(e.into()))?),
+        document: Set(store::json(&matrix).map_err(db)?),
         created_by: Set(who.sub.clone()),
         created_at: Set(Utc::now()),
     }
@@ -566,7 +554,7 @@ async fn create_rules(
         platform_id: Set(platform.id),
         version: Set(last + 1),
         state: Set(VersionState::Draft.as_str().to_owned()),
-        content: Set(serde_json::to_string(&content).map_err(|e| ApiError::Internal(e.into()))?),
+        content: Set(store::json(&content).map_err(db)?),
         matrix_version: Set(matrix_version),
         created_by: Set(who.sub.clone()),
         created_at: Set(now),
@@ -701,7 +689,7 @@ async fn update_rules(
         model.matrix_version =
             Set(referred_matrix(&txn, current.platform_id, body.matrix_version).await?);
     }
-    model.content = Set(serde_json::to_string(&content).map_err(|e| ApiError::Internal(e.into()))?);
+    model.content = Set(store::json(&content).map_err(db)?);
     model.updated_at = Set(Utc::now());
     let saved = model.update(&txn).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
@@ -805,8 +793,7 @@ async fn decide(
             .collect(),
     };
     let txn = state.db.write.begin().await.map_err(db)?;
-    let decided =
-        consensus::decide(&txn, &state.outbox, version.platform_id, version.id, input).await?;
+    let decided = consensus::decide(&txn, &state.outbox, &version, input).await?;
     state.outbox.commit(txn).await.map_err(db)?;
     if decided.may_complete
         && let Some(in_force) =

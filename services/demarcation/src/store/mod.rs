@@ -115,24 +115,6 @@ pub async fn member_systems<C: ConnectionTrait>(
         .await
 }
 
-/// The linked systems of `org` on the platform, whatever their lifecycle.
-pub async fn systems_of<C: ConnectionTrait>(
-    conn: &C,
-    platform_id: Uuid,
-    org: Uuid,
-) -> Result<Vec<Uuid>, DbErr> {
-    system::Entity::find()
-        .select_only()
-        .column(system::Column::Id)
-        .filter(system::Column::PlatformId.eq(platform_id))
-        .filter(system::Column::OwnerOrgId.eq(org))
-        .filter(system::Column::Kind.eq("linked"))
-        .order_by_asc(system::Column::Id)
-        .into_tuple()
-        .all(conn)
-        .await
-}
-
 pub async fn platform_view<C: ConnectionTrait>(
     conn: &C,
     platform: &system::Model,
@@ -146,6 +128,11 @@ pub async fn platform_view<C: ConnectionTrait>(
             .map(|s| (s.id, s.owner_org_id))
             .collect(),
     })
+}
+
+/// A domain value as its JSON column.
+pub fn json<T: serde::Serialize>(value: &T) -> Result<String, DbErr> {
+    serde_json::to_string(value).map_err(|e| DbErr::Custom(format!("cannot be stored: {e}")))
 }
 
 pub fn matrix_of(model: &matrix_version::Model) -> Result<Matrix, DbErr> {

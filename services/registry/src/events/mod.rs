@@ -16,9 +16,10 @@ use renkei_bus::contracts::registry as contract;
 use renkei_bus::{Envelope, EventHandler, HandlerError, Outbox, QueryFailure};
 use renkei_store::Db;
 use renkei_web::ApiError;
+use renkei_web::error::db as db_error;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -93,13 +94,12 @@ pub async fn apply_lifecycle(
     to: Lifecycle,
     txn: Option<&DatabaseTransaction>,
 ) -> Result<Option<system::Model>, ApiError> {
-    let internal = |e: sea_orm::DbErr| ApiError::Internal(e.into());
     match txn {
         Some(txn) => change_in(txn, outbox, id, to).await,
         None => {
-            let txn = db.write.begin().await.map_err(internal)?;
+            let txn = db.write.begin().await.map_err(db_error)?;
             let saved = change_in(&txn, outbox, id, to).await?;
-            outbox.commit(txn).await.map_err(internal)?;
+            outbox.commit(txn).await.map_err(db_error)?;
             Ok(saved)
         }
     }
@@ -111,11 +111,10 @@ async fn change_in<C: ConnectionTrait>(
     id: Uuid,
     to: Lifecycle,
 ) -> Result<Option<system::Model>, ApiError> {
-    let internal = |e: sea_orm::DbErr| ApiError::Internal(e.into());
     let Some(current) = system::Entity::find_by_id(id)
         .one(conn)
         .await
-        .map_err(internal)?
+        .map_err(db_error)?
     else {
         return Ok(None);
     };
@@ -126,7 +125,7 @@ async fn change_in<C: ConnectionTrait>(
     let mut model: system::ActiveModel = current.into();
     model.lifecycle = Set(to.as_str().to_owned());
     model.updated_at = Set(Utc::now());
-    let saved = model.update(conn).await.map_err(internal)?;
+    let saved = model.update(conn).await.map_err(db_error)?;
     let event = contract::SystemLifecycleChanged {
         system_id: saved.id,
         platform_id: saved.platform_id,
@@ -137,7 +136,7 @@ async fn change_in<C: ConnectionTrait>(
     outbox
         .stage(conn, Some(saved.owner_org_id), &event)
         .await
-        .map_err(internal)?;
+        .map_err(db_error)?;
     if to == Lifecycle::Active {
         let activated = contract::SystemActivated {
             system_id: saved.id,
@@ -148,7 +147,7 @@ async fn change_in<C: ConnectionTrait>(
         outbox
             .stage(conn, Some(saved.owner_org_id), &activated)
             .await
-            .map_err(internal)?;
+            .map_err(db_error)?;
     }
     Ok(Some(saved))
 }
@@ -222,7 +221,6 @@ pub async fn answer_platform_systems(
     db: &Db,
     query: &contract::PlatformSystemsQuery,
 ) -> Result<contract::PlatformSystems, QueryFailure> {
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
     let systems = system::Entity::find()
         .filter(system::Column::PlatformId.eq(query.platform_id))
         .order_by_asc(system::Column::Id)

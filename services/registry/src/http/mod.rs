@@ -6,9 +6,10 @@ use std::collections::HashSet;
 
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
+use renkei_web::error::{db, invalid, path_id};
 use renkei_web::{ApiError, Identity, Page, PageParams, Paginated, Role, ValidJson};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 use utoipa::OpenApi;
@@ -16,7 +17,7 @@ use uuid::Uuid;
 
 use crate::access;
 use crate::domain::{
-    self, Category, CategorySet, Invalid, Lifecycle, LinkKind, OrgKind, Ratings, SystemKind,
+    self, Category, CategorySet, Lifecycle, LinkKind, OrgKind, Ratings, SystemKind,
 };
 use crate::events;
 use crate::service::RegistryState;
@@ -55,19 +56,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     tags((name = "registry", description = "Organisations, systems, links and blast radius"))
 )]
 pub struct ApiDoc;
-
-fn invalid(e: Invalid) -> ApiError {
-    ApiError::invalid(e.field, e.reason)
-}
-
-fn db(e: DbErr) -> ApiError {
-    ApiError::Internal(anyhow::Error::new(e))
-}
-
-fn path_id(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
-    // A malformed id cannot name anything: the same 404 as a missing one.
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(what))
-}
 
 fn query_id(field: &'static str, raw: &Option<String>) -> Result<Option<Uuid>, ApiError> {
     match raw.as_deref() {
