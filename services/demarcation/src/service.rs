@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::web;
 use renkei_bus::contracts::demarcation::ResponsibilityQuery;
 use renkei_bus::query::spawn_responder;
-use renkei_bus::subjects::{DEMARCATION_STREAM, REGISTRY_STREAM};
+use renkei_bus::subjects::REGISTRY_STREAM;
 use renkei_bus::{ConsumerSpec, Outbox, consumer::Consumer};
 use renkei_settings::Settings;
 use renkei_store::Db;
@@ -48,29 +48,14 @@ impl Service for Demarcation {
         tasks: &mut JoinSet<()>,
         cancel: CancellationToken,
     ) -> anyhow::Result<Demarcation> {
-        let url = settings.database_url_for(SERVICE);
-        std::fs::create_dir_all(&settings.data_dir).ok();
-        let db =
-            Db::connect_and_migrate::<Migrator>(&url, SERVICE, settings.database.max_connections)
-                .await?;
+        let renkei_bus::service::Opened { db, outbox } =
+            renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
         store::seed_catalogue(&db).await?;
-        renkei_bus::nats::ensure_streams(
-            &nats,
-            settings.nats.stream_replicas,
-            &[REGISTRY_STREAM, DEMARCATION_STREAM],
-        )
-        .await?;
-        let outbox = Outbox::new(SERVICE);
         // A last acceptance whose follow-up was cut short by a crash.
         let settled = crate::consensus::settle_all(&db, &outbox).await?;
         if settled > 0 {
             tracing::info!(settled, "rules versions came into force at start");
         }
-        tasks.spawn(
-            outbox
-                .relay(db.clone(), nats.clone(), &settings.outbox)
-                .run(cancel.clone()),
-        );
 
         let spec = ConsumerSpec {
             stream: REGISTRY_STREAM,

@@ -70,17 +70,7 @@ impl TestApp {
         token: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        renkei_testkit::call(&self.http, method, &self.url(path), Some(token), body).await
     }
 
     async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {

@@ -7,7 +7,7 @@ use actix_web::web;
 use parking_lot::RwLock;
 use renkei_bus::contracts::registry::{BlastRadiusQuery, PlatformSystemsQuery, SystemQuery};
 use renkei_bus::query::spawn_responder;
-use renkei_bus::subjects::{self, DEMARCATION_STREAM, REGISTRY_STREAM};
+use renkei_bus::subjects::{self, DEMARCATION_STREAM};
 use renkei_bus::{ConsumerSpec, Outbox, consumer::Consumer};
 use renkei_settings::Settings;
 use renkei_store::Db;
@@ -45,25 +45,9 @@ impl Service for Registry {
         tasks: &mut JoinSet<()>,
         cancel: CancellationToken,
     ) -> anyhow::Result<Registry> {
-        let url = settings.database_url_for(SERVICE);
-        std::fs::create_dir_all(&settings.data_dir).ok();
-        let db =
-            Db::connect_and_migrate::<Migrator>(&url, SERVICE, settings.database.max_connections)
-                .await?;
-        renkei_bus::nats::ensure_streams(
-            &nats,
-            settings.nats.stream_replicas,
-            &[REGISTRY_STREAM, DEMARCATION_STREAM],
-        )
-        .await?;
+        let renkei_bus::service::Opened { db, outbox } =
+            renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
         let index = Arc::new(RwLock::new(store::load_index(&db).await?));
-        let outbox = Outbox::new(SERVICE);
-
-        tasks.spawn(
-            outbox
-                .relay(db.clone(), nats.clone(), &settings.outbox)
-                .run(cancel.clone()),
-        );
 
         let handler = Arc::new(RulesAcceptedHandler {
             db: db.clone(),

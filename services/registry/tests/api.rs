@@ -49,17 +49,8 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let url = format!("{}{path}", self.base);
+        renkei_testkit::call(&self.http, method, &url, token, body).await
     }
 
     async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {

@@ -9,6 +9,7 @@
 //!   transaction as their effect, and ack only after it commits.
 //! - [`query`]: typed request/reply with timeouts.
 //! - [`nats`]: connecting and declaring streams, safe at every start.
+//! - [`service`]: what every service opens at start (database, streams, relay).
 
 pub mod consumer;
 pub mod contracts;
@@ -18,6 +19,7 @@ pub mod migrations;
 pub mod nats;
 pub mod outbox;
 pub mod query;
+pub mod service;
 pub mod subjects;
 
 pub use consumer::{ConsumerSpec, EventHandler, HandlerError};

@@ -188,3 +188,31 @@ pub fn token(role: renkei_web::Role, org: Option<uuid::Uuid>) -> String {
         .issue(&format!("test-{}", role.as_str()), org, &[role], 3600)
         .unwrap_or_default()
 }
+
+/// One HTTP request as tests make them: bearer token, JSON body; the answer
+/// as `(status, body)`, the body parsed as JSON when it is JSON, as a string
+/// when it is other text (documents), `null` when empty.
+pub async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = http.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    let body = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (status, body)
+}
