@@ -224,10 +224,11 @@ pub fn markdown(input: &DocumentInput<'_>, lang: Lang) -> String {
             );
             out.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
             let ids: Vec<String> = input.controls.iter().map(|(id, _)| id.clone()).collect();
+            let lookup = matrix.lookup();
             for control in matrix.scope(&ids) {
                 let title = titles.get(control).copied().unwrap_or(control);
                 for (system, system_name) in input.systems {
-                    let e = matrix.effective(control, *system);
+                    let e = lookup.effective(control, *system);
                     let _ = writeln!(
                         out,
                         "| {} | {} | {} | {} | {} | {} | {} |",

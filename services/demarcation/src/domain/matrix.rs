@@ -7,7 +7,7 @@
 //! that role: an operator can say "the platform is accountable everywhere"
 //! once and name each agency responsible for its own connection.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -164,6 +164,49 @@ impl Effective {
     }
 }
 
+/// Platform-wide assignments and assignments per system, of one control.
+type ControlAssignments<'a> = (Vec<&'a Assignment>, HashMap<Uuid, Vec<&'a Assignment>>);
+
+/// A matrix indexed by control and system (see [`Matrix::lookup`]).
+#[derive(Debug, Default)]
+pub struct Lookup<'a> {
+    by_control: HashMap<&'a str, ControlAssignments<'a>>,
+    classes: HashMap<(&'a str, Uuid), ResponsibilityClass>,
+}
+
+impl Lookup<'_> {
+    /// Who holds which role for `control` on `system`: for each role, the
+    /// system's own assignments if it has any, else the platform-wide ones.
+    pub fn effective(&self, control: &str, system: Uuid) -> Effective {
+        let mut wide = Effective::default();
+        let mut specific = Effective::default();
+        if let Some((platform_wide, per_system)) = self.by_control.get(control) {
+            for a in platform_wide {
+                wide.slot(a.role).push(a.organization_id);
+            }
+            for a in per_system.get(&system).into_iter().flatten() {
+                specific.slot(a.role).push(a.organization_id);
+            }
+        }
+        let mut out = Effective::default();
+        for role in RaciRole::ALL {
+            let chosen = if specific.slot(role).is_empty() {
+                std::mem::take(wide.slot(role))
+            } else {
+                std::mem::take(specific.slot(role))
+            };
+            let mut chosen: Vec<Uuid> = chosen
+                .into_iter()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            out.slot(role).append(&mut chosen);
+        }
+        out.class = self.classes.get(&(control, system)).copied();
+        out
+    }
+}
+
 /// What the gap analysis found wrong for one control on one system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -290,45 +333,38 @@ impl Matrix {
     /// Who holds which role for `control` on `system` (the platform itself
     /// for platform-wide duties).
     pub fn effective(&self, control: &str, system: Uuid) -> Effective {
-        let mut wide = Effective::default();
-        let mut specific = Effective::default();
-        for a in self.assignments.iter().filter(|a| a.control == control) {
+        self.lookup().effective(control, system)
+    }
+
+    /// The matrix indexed by control and system, for many lookups (the gap
+    /// analysis, the document's table): each is then proportional to the
+    /// assignments of that one control, not to the whole matrix.
+    pub fn lookup(&self) -> Lookup<'_> {
+        let mut lookup = Lookup::default();
+        for a in &self.assignments {
+            let entry = lookup.by_control.entry(a.control.as_str()).or_default();
             match a.system_id {
-                None => wide.slot(a.role).push(a.organization_id),
-                Some(s) if s == system => specific.slot(a.role).push(a.organization_id),
-                Some(_) => {}
+                None => entry.0.push(a),
+                Some(system) => entry.1.entry(system).or_default().push(a),
             }
         }
-        let mut out = Effective::default();
-        for role in RaciRole::ALL {
-            let chosen = if specific.slot(role).is_empty() {
-                std::mem::take(wide.slot(role))
-            } else {
-                std::mem::take(specific.slot(role))
-            };
-            let mut chosen: Vec<Uuid> = chosen
-                .into_iter()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            out.slot(role).append(&mut chosen);
+        for c in &self.classes {
+            lookup
+                .classes
+                .insert((c.control.as_str(), c.system_id), c.class);
         }
-        out.class = self
-            .classes
-            .iter()
-            .find(|c| c.control == control && c.system_id == system)
-            .map(|c| c.class);
-        out
+        lookup
     }
 
     /// Every gap, conflict and outsider for the controls in scope and every
     /// pending or active linked system, sorted.
     pub fn gaps(&self, catalogue: &[String], platform: &PlatformView) -> Vec<Gap> {
         let members = platform.members();
+        let lookup = self.lookup();
         let mut gaps = Vec::new();
         for control in self.scope(catalogue) {
             for &(system, owner) in &platform.systems {
-                let e = self.effective(control, system);
+                let e = lookup.effective(control, system);
                 let mut push = |kind: GapKind, organizations: Vec<Uuid>| {
                     gaps.push(Gap {
                         control: control.to_owned(),
