@@ -150,11 +150,15 @@ async fn up(settings: Settings) -> anyhow::Result<()> {
     let mut runtime = renkei_web::Runtime::start(&settings, "renkei").await?;
     let registry: renkei_registry::Registry = runtime.start_service(&settings).await?;
     let demarcation: renkei_demarcation::Demarcation = runtime.start_service(&settings).await?;
-    let running = runtime.spawn(&settings, vec![registry.module(), demarcation.module()])?;
+    let contacts: renkei_contacts::Contacts = runtime.start_service(&settings).await?;
+    let running = runtime.spawn(
+        &settings,
+        vec![registry.module(), demarcation.module(), contacts.module()],
+    )?;
     #[allow(clippy::print_stdout)]
     {
         println!("renkei up: http://{}", running.addr);
-        println!("  services : registry, demarcation");
+        println!("  services : registry, demarcation, contacts");
         println!("  nats     : {}", settings.nats.url);
         println!("  data dir : {}", settings.data_dir.display());
         println!(

@@ -102,9 +102,27 @@ pub struct Consumer<H> {
     spec: ConsumerSpec,
     handler: Arc<H>,
     outbox: Option<Outbox>,
+    /// Woken after each commit: workers that act on what handlers wrote
+    /// (a dispatcher of deliveries), so nothing waits for a poll.
+    after_commit: Vec<Arc<tokio::sync::Notify>>,
 }
 
 impl<H: EventHandler> Consumer<H> {
+    /// Also wakes `notify` after each commit that handled something.
+    pub fn waking(mut self, notify: Arc<tokio::sync::Notify>) -> Self {
+        self.after_commit.push(notify);
+        self
+    }
+
+    fn woken_after_commit(&self) {
+        if let Some(outbox) = &self.outbox {
+            outbox.wake();
+        }
+        for notify in &self.after_commit {
+            notify.notify_one();
+        }
+    }
+
     /// `outbox` is woken after each commit, for handlers that stage events.
     pub fn new(
         db: Db,
@@ -119,6 +137,7 @@ impl<H: EventHandler> Consumer<H> {
             spec,
             handler,
             outbox,
+            after_commit: Vec::new(),
         }
     }
 
@@ -252,8 +271,8 @@ impl<H: EventHandler> Consumer<H> {
         let committed = txn.commit().await;
         if let Err(error) = &committed {
             tracing::warn!(%error, "batch not committed; it will be redelivered");
-        } else if let Some(outbox) = &self.outbox {
-            outbox.wake();
+        } else {
+            self.woken_after_commit();
         }
         for (message, span, result) in outcomes {
             let ack = match (&committed, &result) {
@@ -321,8 +340,8 @@ impl<H: EventHandler> Consumer<H> {
         let txn = self.db.write.begin().await?;
         let applied = self.apply_in(&txn, envelope).await?;
         txn.commit().await?;
-        if let (Applied::Handled, Some(outbox)) = (applied, &self.outbox) {
-            outbox.wake();
+        if applied == Applied::Handled {
+            self.woken_after_commit();
         }
         Ok(applied)
     }

@@ -21,8 +21,22 @@ pub const DEMARCATION_STREAM: StreamSpec = StreamSpec {
     subjects: &["demarcation.>"],
 };
 
+pub const CONTACTS_STREAM: StreamSpec = StreamSpec {
+    name: "CONTACTS",
+    subjects: &["contacts.>"],
+};
+pub const EMERGENCY_STREAM: StreamSpec = StreamSpec {
+    name: "EMERGENCY",
+    subjects: &["emergency.>"],
+};
+
 /// Every stream of the product.
-pub const STREAMS: &[StreamSpec] = &[REGISTRY_STREAM, DEMARCATION_STREAM];
+pub const STREAMS: &[StreamSpec] = &[
+    REGISTRY_STREAM,
+    DEMARCATION_STREAM,
+    CONTACTS_STREAM,
+    EMERGENCY_STREAM,
+];
 
 // registry
 pub const REGISTRY_ORGANIZATION_REGISTERED: &str = "registry.organization.registered";
@@ -44,6 +58,17 @@ pub const DEMARCATION_RULES_ACCEPTANCE_REQUESTED: &str = "demarcation.rules.acce
 pub const DEMARCATION_RULES_REMINDED: &str = "demarcation.rules.reminded";
 pub const DEMARCATION_MATRIX_UPDATED: &str = "demarcation.matrix.updated";
 pub const DEMARCATION_MATRIX_GAP_FOUND: &str = "demarcation.matrix.gap_found";
+
+// contacts
+pub const CONTACTS_NOTIFICATION_DELIVERED: &str = "contacts.notification.delivered";
+pub const CONTACTS_NOTIFICATION_ACKNOWLEDGED: &str = "contacts.notification.acknowledged";
+pub const CONTACTS_NOTIFICATION_ESCALATED: &str = "contacts.notification.escalated";
+pub const CONTACTS_NOTIFICATION_EXHAUSTED: &str = "contacts.notification.exhausted";
+pub const CONTACTS_DRILL_STARTED: &str = "contacts.drill.started";
+
+// emergency
+pub const EMERGENCY_INCIDENT_SPREAD_RISK: &str = "emergency.incident.spread_risk";
+pub const EMERGENCY_INCIDENT_STATUS_CHANGED: &str = "emergency.incident.status_changed";
 
 // queries
 pub const QUERY_REGISTRY_BLAST_RADIUS: &str = "query.registry.blast_radius";
@@ -78,6 +103,13 @@ pub const EVENT_SUBJECTS: &[&str] = &[
     DEMARCATION_RULES_REMINDED,
     DEMARCATION_MATRIX_UPDATED,
     DEMARCATION_MATRIX_GAP_FOUND,
+    CONTACTS_NOTIFICATION_DELIVERED,
+    CONTACTS_NOTIFICATION_ACKNOWLEDGED,
+    CONTACTS_NOTIFICATION_ESCALATED,
+    CONTACTS_NOTIFICATION_EXHAUSTED,
+    CONTACTS_DRILL_STARTED,
+    EMERGENCY_INCIDENT_SPREAD_RISK,
+    EMERGENCY_INCIDENT_STATUS_CHANGED,
 ];
 
 /// The stream that captures `subject`, if any.

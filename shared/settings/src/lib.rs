@@ -36,6 +36,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub auth: AuthSettings,
     pub outbox: OutboxSettings,
+    pub contacts: ContactsSettings,
 }
 
 /// The HTTP front of a service.
@@ -113,6 +114,56 @@ pub struct OutboxSettings {
     pub batch_size: u64,
 }
 
+/// How the contacts service reaches people.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContactsSettings {
+    /// The address people's browsers reach this installation at, for the
+    /// acknowledgement links in messages. Empty means `http://<http.listen>`.
+    pub public_url: String,
+    pub smtp: SmtpSettings,
+    pub delivery: DeliverySettings,
+}
+
+/// The mail relay that email channels go through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SmtpSettings {
+    /// Empty means email is not configured: email deliveries fail (and
+    /// escalate) with an error saying so.
+    pub host: String,
+    pub port: u16,
+    /// `none` (loopback relays only), `starttls` or `tls`.
+    pub tls: SmtpTls,
+    /// The sender address of every message.
+    pub from: String,
+    /// Empty for a relay that needs no login.
+    pub username: String,
+    #[serde(serialize_with = "never_serialize_secret")]
+    pub password: SecretString,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+/// Retries and concurrency of deliveries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliverySettings {
+    /// Attempts per delivery before its channel is recorded as failing and
+    /// the escalation moves on.
+    pub max_attempts: u32,
+    /// The wait before the first retry; doubled each time up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// How long one attempt may take.
+    pub timeout_ms: u64,
+    /// Attempts in flight at once.
+    pub concurrency: usize,
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -142,6 +193,24 @@ impl Default for Settings {
             outbox: OutboxSettings {
                 sweep_interval_ms: 2_000,
                 batch_size: 256,
+            },
+            contacts: ContactsSettings {
+                public_url: String::new(),
+                smtp: SmtpSettings {
+                    host: String::new(),
+                    port: 25,
+                    tls: SmtpTls::Starttls,
+                    from: "renkei@localhost".into(),
+                    username: String::new(),
+                    password: SecretString::from(String::new()),
+                },
+                delivery: DeliverySettings {
+                    max_attempts: 5,
+                    retry_base_ms: 2_000,
+                    retry_max_ms: 60_000,
+                    timeout_ms: 10_000,
+                    concurrency: 64,
+                },
             },
         }
     }
@@ -242,6 +311,29 @@ impl Settings {
         if self.outbox.batch_size == 0 {
             return invalid("outbox.batch_size", "must be greater than 0");
         }
+        let public = self.contacts.public_url.as_str();
+        if !(public.is_empty() || public.starts_with("http://") || public.starts_with("https://")) {
+            return invalid(
+                "contacts.public_url",
+                "expected http(s)://host[:port], or empty",
+            );
+        }
+        let delivery = &self.contacts.delivery;
+        if delivery.max_attempts == 0 {
+            return invalid("contacts.delivery.max_attempts", "must be at least 1");
+        }
+        if delivery.timeout_ms == 0 {
+            return invalid("contacts.delivery.timeout_ms", "must be greater than 0");
+        }
+        if delivery.concurrency == 0 {
+            return invalid("contacts.delivery.concurrency", "must be at least 1");
+        }
+        if delivery.retry_max_ms < delivery.retry_base_ms {
+            return invalid(
+                "contacts.delivery.retry_max_ms",
+                "must not be below contacts.delivery.retry_base_ms",
+            );
+        }
         Ok(())
     }
 
@@ -269,6 +361,16 @@ impl Settings {
             path
         } else {
             format!("{path}?{query}")
+        }
+    }
+
+    /// The base of links people open (acknowledgements), without a
+    /// trailing slash.
+    pub fn public_url(&self) -> String {
+        if self.contacts.public_url.is_empty() {
+            format!("http://{}", self.http.listen)
+        } else {
+            self.contacts.public_url.trim_end_matches('/').to_owned()
         }
     }
 

@@ -7,6 +7,9 @@
 //! pool for both, and each service lives in its own schema, so the four
 //! services can share one database without reading each other's tables.
 
+pub mod json;
+pub mod schema;
+
 use std::time::Duration;
 
 use anyhow::Context as _;

@@ -216,3 +216,222 @@ pub async fn call(
     };
     (status, body)
 }
+
+/// One request a [`WebhookSink`] received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub at: std::time::Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_default()
+    }
+}
+
+/// A webhook receiver on loopback: records every POST; answers 200, or the
+/// status set for a path with [`WebhookSink::answer`].
+#[derive(Clone)]
+pub struct WebhookSink {
+    pub url: String,
+    got: std::sync::Arc<parking_lot::Mutex<Vec<Received>>>,
+    answers: std::sync::Arc<parking_lot::Mutex<std::collections::HashMap<String, u16>>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl WebhookSink {
+    pub async fn start() -> anyhow::Result<WebhookSink> {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        type Got = std::sync::Arc<parking_lot::Mutex<Vec<Received>>>;
+        type Answers = std::sync::Arc<parking_lot::Mutex<std::collections::HashMap<String, u16>>>;
+        let got: Got = Default::default();
+        let answers: Answers = Default::default();
+        async fn receive(
+            req: HttpRequest,
+            body: web::Bytes,
+            got: web::Data<Got>,
+            answers: web::Data<Answers>,
+        ) -> HttpResponse {
+            let path = req.path().to_owned();
+            got.lock().push(Received {
+                path: path.clone(),
+                headers: req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+                    .collect(),
+                body: body.to_vec(),
+                at: std::time::Instant::now(),
+            });
+            let status = answers.lock().get(&path).copied().unwrap_or(200);
+            HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(status)
+                    .unwrap_or(actix_web::http::StatusCode::OK),
+            )
+            .finish()
+        }
+        let (g, a) = (got.clone(), answers.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(g.clone()))
+                .app_data(web::Data::new(a.clone()))
+                .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                .default_service(web::post().to(receive))
+        })
+        .workers(2)
+        .backlog(4096)
+        .max_connections(100_000)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(WebhookSink {
+            url: format!("http://127.0.0.1:{port}"),
+            got,
+            answers,
+            handle,
+        })
+    }
+
+    /// Answers `status` to POSTs on `path` from now on.
+    pub fn answer(&self, path: &str, status: u16) {
+        self.answers.lock().insert(path.to_owned(), status);
+    }
+
+    /// Everything received on `path` so far.
+    pub fn on(&self, path: &str) -> Vec<Received> {
+        self.got
+            .lock()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.got.lock().len()
+    }
+
+    /// Waits up to `within` for at least `n` requests on `path`.
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        n: usize,
+        within: std::time::Duration,
+    ) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let got = self.on(path);
+            if got.len() >= n || tokio::time::Instant::now() >= deadline {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
+/// One message a [`MailSink`] accepted.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub from: String,
+    pub to: Vec<String>,
+    /// The raw message (headers and body).
+    pub data: String,
+}
+
+/// An SMTP server on loopback (mailin-embedded) that accepts every message.
+pub struct MailSink {
+    pub port: u16,
+    got: std::sync::Arc<parking_lot::Mutex<Vec<Mail>>>,
+}
+
+#[derive(Clone)]
+struct MailHandler {
+    got: std::sync::Arc<parking_lot::Mutex<Vec<Mail>>>,
+    current: Option<Mail>,
+}
+
+impl mailin_embedded::Handler for MailHandler {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        from: &str,
+        _is8bit: bool,
+        to: &[String],
+    ) -> mailin_embedded::Response {
+        self.current = Some(Mail {
+            from: from.to_owned(),
+            to: to.to_vec(),
+            data: String::new(),
+        });
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if let Some(m) = &mut self.current {
+            m.data.push_str(&String::from_utf8_lossy(buf));
+        }
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        if let Some(m) = self.current.take() {
+            self.got.lock().push(m);
+        }
+        mailin_embedded::response::OK
+    }
+}
+
+impl MailSink {
+    /// Serves on a free port in a thread of its own for the life of the test.
+    pub fn start() -> anyhow::Result<MailSink> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let got: std::sync::Arc<parking_lot::Mutex<Vec<Mail>>> = Default::default();
+        let mut server = mailin_embedded::Server::new(MailHandler {
+            got: got.clone(),
+            current: None,
+        });
+        server
+            .with_name("sink.test")
+            .with_ssl(mailin_embedded::SslConfig::None)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        Ok(MailSink { port, got })
+    }
+
+    pub fn received(&self) -> Vec<Mail> {
+        self.got.lock().clone()
+    }
+
+    pub async fn wait_for(&self, n: usize, within: std::time::Duration) -> Vec<Mail> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let got = self.received();
+            if got.len() >= n || tokio::time::Instant::now() >= deadline {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}

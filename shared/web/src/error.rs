@@ -23,6 +23,17 @@ pub fn path_id(raw: &str, what: &'static str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(what))
 }
 
+/// An optional id in a query string (`?org_id=`): a bad one is a 400
+/// naming the parameter.
+pub fn query_id(field: &'static str, raw: &Option<String>) -> Result<Option<uuid::Uuid>, ApiError> {
+    match raw.as_deref() {
+        None | Some("") => Ok(None),
+        Some(v) => uuid::Uuid::parse_str(v)
+            .map(Some)
+            .map_err(|_| ApiError::invalid(field, "is not a valid id")),
+    }
+}
+
 /// Everything an API can answer besides success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

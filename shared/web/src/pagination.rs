@@ -73,6 +73,20 @@ impl<T> Paginated<T> {
     }
 }
 
+/// A page of views from up to `page.limit + 1` rows fetched in id order.
+pub fn paginate<M, T>(
+    rows: Vec<M>,
+    page: Page,
+    id: impl Fn(&M) -> Uuid,
+    view: impl Fn(M) -> T,
+) -> Paginated<T> {
+    let page = Paginated::from_rows(rows, page, id);
+    Paginated {
+        items: page.items.into_iter().map(view).collect(),
+        next: page.next,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! The demarcation schema, one migration per table, run at start-up.
 
+use renkei_store::schema::{CreateTable, at, at_null, index};
 use sea_orm_migration::prelude::*;
 
 pub struct Migrator;
@@ -21,67 +22,6 @@ impl MigratorTrait for Migrator {
         }
         all
     }
-}
-
-/// A migration that creates one table and its indexes.
-struct CreateTable {
-    name: &'static str,
-    table: TableCreateStatement,
-    indexes: Vec<IndexCreateStatement>,
-}
-
-impl MigrationName for CreateTable {
-    fn name(&self) -> &str {
-        self.name
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for CreateTable {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.create_table(self.table.clone()).await?;
-        for index in &self.indexes {
-            manager.create_index(index.clone()).await?;
-        }
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let table = self
-            .table
-            .get_table_name()
-            .cloned()
-            .ok_or_else(|| DbErr::Migration("table without a name".into()))?;
-        manager
-            .drop_table(Table::drop().table(table).to_owned())
-            .await
-    }
-}
-
-fn index(name: &str, table: &str, cols: &[&str], unique: bool) -> IndexCreateStatement {
-    let mut index = Index::create();
-    index.if_not_exists().name(name).table(table.to_owned());
-    for col in cols {
-        index.col(ToString::to_string(col));
-    }
-    if unique {
-        index.unique();
-    }
-    index.to_owned()
-}
-
-fn at(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_owned())
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-
-fn at_null(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_owned())
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
 }
 
 fn controls() -> CreateTable {

@@ -25,9 +25,8 @@ pub use entities::{
 /// Lifecycles whose owners are parties to the platform's rules.
 pub const MEMBER_LIFECYCLES: [&str; 2] = ["pending_rules", "active"];
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> DbErr {
-    DbErr::Custom(format!("stored {what} cannot be read: {e}"))
-}
+use renkei_store::json::corrupt;
+pub use renkei_store::json::to_column as json;
 
 /// Loads the default catalogue; controls that exist are left as they are.
 #[tracing::instrument(skip_all)]
@@ -128,11 +127,6 @@ pub async fn platform_view<C: ConnectionTrait>(
             .map(|s| (s.id, s.owner_org_id))
             .collect(),
     })
-}
-
-/// A domain value as its JSON column.
-pub fn json<T: serde::Serialize>(value: &T) -> Result<String, DbErr> {
-    serde_json::to_string(value).map_err(|e| DbErr::Custom(format!("cannot be stored: {e}")))
 }
 
 pub fn matrix_of(model: &matrix_version::Model) -> Result<Matrix, DbErr> {

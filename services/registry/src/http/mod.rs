@@ -6,8 +6,10 @@ use std::collections::HashSet;
 
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
+use renkei_web::error::query_id;
 use renkei_web::error::{db, invalid, path_id};
-use renkei_web::{ApiError, Identity, Page, PageParams, Paginated, Role, ValidJson};
+use renkei_web::pagination::paginate;
+use renkei_web::{ApiError, Identity, PageParams, Role, ValidJson};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, SqlErr, TransactionTrait,
@@ -56,15 +58,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     tags((name = "registry", description = "Organisations, systems, links and blast radius"))
 )]
 pub struct ApiDoc;
-
-fn query_id(field: &'static str, raw: &Option<String>) -> Result<Option<Uuid>, ApiError> {
-    match raw.as_deref() {
-        None | Some("") => Ok(None),
-        Some(v) => Uuid::parse_str(v)
-            .map(Some)
-            .map_err(|_| ApiError::invalid(field, "is not a valid id")),
-    }
-}
 
 // ---- organisations -------------------------------------------------------
 
@@ -162,19 +155,6 @@ async fn list_organizations(
     }
     let rows = query.all(&state.db.read).await.map_err(db)?;
     Ok(HttpResponse::Ok().json(paginate(rows, page, |m| m.id, Organization::from)))
-}
-
-fn paginate<M, T>(
-    rows: Vec<M>,
-    page: Page,
-    id: impl Fn(&M) -> Uuid,
-    view: impl Fn(M) -> T,
-) -> Paginated<T> {
-    let page = Paginated::from_rows(rows, page, id);
-    Paginated {
-        items: page.items.into_iter().map(view).collect(),
-        next: page.next,
-    }
 }
 
 #[utoipa::path(get, path = "/v1/organizations/{id}", tag = "registry",

@@ -1,0 +1,533 @@
+//! The dispatcher: claims deliveries that are due, sends them through their
+//! channels, many at once, and records every attempt.
+//!
+//! A claim marks deliveries `sending` with a lease, in its own transaction
+//! (`SKIP LOCKED` on PostgreSQL, so replicas split the work). A sender that
+//! dies leaves its claims to run out; they are sent again, with the same
+//! delivery id for receivers that de-duplicate. Deliveries of organisations
+//! that have acknowledged are never claimed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use renkei_bus::Outbox;
+use renkei_bus::contracts::contacts::{NotificationDelivered, NotificationRef};
+use renkei_settings::DeliverySettings;
+use renkei_store::Db;
+use renkei_store::json::from_column;
+use sea_orm::sea_query::{Expr, ExprTrait as _, LockBehavior, LockType};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition as Where, ConnectionTrait, DbErr, EntityTrait,
+    PaginatorTrait as _, QueryFilter, QueryOrder, QuerySelect, QueryTrait as _, TransactionTrait,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::channels::{Channels, Outgoing, SendError};
+use crate::domain::message::message_text;
+use crate::domain::notification::backoff;
+use crate::domain::{Channel, DeliveryState, Language, Notice, OrgState};
+use crate::links::AckLinks;
+use crate::store::{self, attempt, delivery, notification, recipient};
+
+/// Deliveries claimed per round.
+const CLAIM: u64 = 500;
+/// Outcomes recorded per transaction.
+const RECORD: usize = 250;
+/// The longest the dispatcher sleeps without looking (a safety net; it is
+/// woken whenever deliveries are created).
+const SWEEP: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub db: Db,
+    pub outbox: Outbox,
+    pub channels: Channels,
+    pub links: AckLinks,
+    pub settings: DeliverySettings,
+    /// Woken when deliveries are created.
+    pub wake: Arc<Notify>,
+    /// The escalation timer, woken when a step's every delivery failed.
+    pub timer: Arc<Notify>,
+}
+
+/// One attempt's outcome.
+struct Outcome {
+    delivery: delivery::Model,
+    result: Result<String, SendError>,
+    at: DateTime<Utc>,
+    took: Duration,
+}
+
+impl Dispatcher {
+    pub async fn run(self, cancel: CancellationToken) {
+        loop {
+            let sleep = match self.round().await {
+                Ok(Round::Full) => Duration::ZERO,
+                Ok(Round::Idle(next)) => next
+                    .map(|at| {
+                        (at - Utc::now())
+                            .to_std()
+                            .unwrap_or(Duration::ZERO)
+                            .min(SWEEP)
+                    })
+                    .unwrap_or(SWEEP),
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "deliveries not sent yet");
+                    Duration::from_secs(1)
+                }
+            };
+            if sleep.is_zero() {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// Claims what is due, sends it and records the outcomes.
+    #[tracing::instrument(skip_all, fields(claimed = tracing::field::Empty))]
+    pub async fn round(&self) -> anyhow::Result<Round> {
+        let claimed = self.claim(Utc::now()).await?;
+        tracing::Span::current().record("claimed", claimed.len());
+        if claimed.is_empty() {
+            return Ok(Round::Idle(self.next_due().await?));
+        }
+        let full = claimed.len() as u64 == CLAIM;
+        let prepared = self.prepare(claimed).await?;
+        let mut outcomes = futures::stream::iter(prepared)
+            .map(|(delivery, message)| self.attempt(delivery, message))
+            .buffer_unordered(self.settings.concurrency)
+            .ready_chunks(RECORD);
+        while let Some(chunk) = outcomes.next().await {
+            self.record(chunk).await?;
+        }
+        Ok(if full { Round::Full } else { Round::Idle(None) })
+    }
+
+    async fn claim(&self, now: DateTime<Utc>) -> Result<Vec<delivery::Model>, DbErr> {
+        let txn = self.db.write.begin().await?;
+        let open = recipient::Entity::find()
+            .select_only()
+            .column(recipient::Column::Id)
+            .filter(
+                recipient::Column::State
+                    .is_in([OrgState::Notifying.as_str(), OrgState::Delivered.as_str()]),
+            )
+            .into_query();
+        let due = delivery::Entity::find()
+            .filter(
+                Where::any()
+                    .add(
+                        Where::all()
+                            .add(delivery::Column::State.eq(DeliveryState::Pending.as_str()))
+                            .add(delivery::Column::NextAttemptAt.lte(now)),
+                    )
+                    .add(
+                        Where::all()
+                            .add(delivery::Column::State.eq(DeliveryState::Sending.as_str()))
+                            .add(delivery::Column::LeaseUntil.lt(now)),
+                    ),
+            )
+            .filter(delivery::Column::RecipientId.in_subquery(open))
+            .order_by_asc(delivery::Column::NextAttemptAt)
+            .limit(CLAIM)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(&txn)
+            .await?;
+        if !due.is_empty() {
+            // Long enough for every attempt of the round to finish.
+            let lease =
+                now + chrono::Duration::milliseconds(
+                    i64::try_from(self.settings.timeout_ms.saturating_mul(4))
+                        .unwrap_or(i64::MAX / 2),
+                ) + chrono::Duration::seconds(30);
+            for chunk in due.chunks(500) {
+                delivery::Entity::update_many()
+                    .col_expr(
+                        delivery::Column::State,
+                        Expr::value(DeliveryState::Sending.as_str()),
+                    )
+                    .col_expr(delivery::Column::LeaseUntil, Expr::value(lease))
+                    .filter(delivery::Column::Id.is_in(chunk.iter().map(|d| d.id)))
+                    .exec(&txn)
+                    .await?;
+            }
+        }
+        txn.commit().await?;
+        Ok(due)
+    }
+
+    /// The message of each claimed delivery, or why there is none.
+    async fn prepare(
+        &self,
+        claimed: Vec<delivery::Model>,
+    ) -> Result<Vec<(delivery::Model, Result<(Channel, Outgoing), SendError>)>, DbErr> {
+        let conn = &self.db.read;
+        let mut notifications = HashMap::new();
+        let mut ids: Vec<Uuid> = claimed.iter().map(|d| d.notification_id).collect();
+        ids.sort();
+        ids.dedup();
+        for chunk in ids.chunks(500) {
+            for n in notification::Entity::find()
+                .filter(notification::Column::Id.is_in(chunk.iter().copied()))
+                .all(conn)
+                .await?
+            {
+                let notice: Notice = from_column("notice", &n.notice)?;
+                notifications.insert(n.id, (n, notice));
+            }
+        }
+        let mut contact_ids: Vec<Uuid> = claimed.iter().map(|d| d.contact_id).collect();
+        contact_ids.sort();
+        contact_ids.dedup();
+        let mut channels: HashMap<Uuid, Vec<Channel>> = HashMap::new();
+        for chunk in contact_ids.chunks(500) {
+            for c in store::contact::Entity::find()
+                .filter(store::contact::Column::Id.is_in(chunk.iter().copied()))
+                .all(conn)
+                .await?
+            {
+                channels.insert(c.id, from_column("contact channels", &c.channels)?);
+            }
+        }
+        let now = Utc::now();
+        Ok(claimed
+            .into_iter()
+            .map(|d| {
+                let channel = channels.get(&d.contact_id).and_then(|list| {
+                    list.iter()
+                        .find(|c| c.kind() == d.channel && c.address() == d.address)
+                        .cloned()
+                });
+                let prepared = match (channel, notifications.get(&d.notification_id)) {
+                    (Some(channel), Some((n, notice))) => {
+                        let language =
+                            Language::parse("language", &d.language).unwrap_or(Language::Ja);
+                        let ack_url = self.links.url(d.id);
+                        Ok((
+                            channel,
+                            Outgoing {
+                                delivery_id: d.id,
+                                notification_id: n.id,
+                                subject: n.subject.clone(),
+                                topic: n.topic.clone(),
+                                condition: n.condition.clone(),
+                                organization_id: d.org_id,
+                                contact_id: d.contact_id,
+                                step: d.step as u32 + 1,
+                                language,
+                                title: notice.title(language),
+                                text: message_text(notice, language, &ack_url),
+                                ack_url,
+                                sent_at: now,
+                                incident_id: n.incident_id,
+                                platform_id: n.platform_id,
+                            },
+                        ))
+                    }
+                    (None, _) => Err(SendError::Permanent(
+                        "the contact or this channel of it was removed".into(),
+                    )),
+                    (_, None) => Err(SendError::Permanent("the notification is gone".into())),
+                };
+                (d, prepared)
+            })
+            .collect())
+    }
+
+    async fn attempt(
+        &self,
+        delivery: delivery::Model,
+        prepared: Result<(Channel, Outgoing), SendError>,
+    ) -> Outcome {
+        let started = Instant::now();
+        let at = Utc::now();
+        let result = match prepared {
+            Ok((channel, message)) => {
+                let span = tracing::info_span!(
+                    "deliver",
+                    delivery_id = %delivery.id,
+                    channel = %delivery.channel,
+                    attempt = delivery.attempts + 1,
+                );
+                tracing::Instrument::instrument(self.channels.send(&channel, &message), span).await
+            }
+            Err(e) => Err(e),
+        };
+        Outcome {
+            delivery,
+            result,
+            at,
+            took: started.elapsed(),
+        }
+    }
+
+    /// Records a batch of outcomes in one transaction: the attempts, the
+    /// deliveries' new states, the organisations reached, and the
+    /// escalations a dead step calls for.
+    async fn record(&self, outcomes: Vec<Outcome>) -> Result<(), DbErr> {
+        let now = Utc::now();
+        let txn = self.db.write.begin().await?;
+        let rows: Vec<attempt::ActiveModel> = outcomes
+            .iter()
+            .map(|o| attempt::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                delivery_id: Set(o.delivery.id),
+                attempted_at: Set(o.at),
+                ok: Set(o.result.is_ok()),
+                detail: Set(match &o.result {
+                    Ok(detail) => detail.clone(),
+                    Err(e) => e.to_string(),
+                }),
+                duration_ms: Set(i64::try_from(o.took.as_millis()).unwrap_or(i64::MAX)),
+            })
+            .collect();
+        attempt::Entity::insert_many(rows)
+            .exec_without_returning(&txn)
+            .await?;
+
+        let delivered: Vec<&delivery::Model> = outcomes
+            .iter()
+            .filter(|o| o.result.is_ok())
+            .map(|o| &o.delivery)
+            .collect();
+        if !delivered.is_empty() {
+            self.delivered(&txn, &delivered, now).await?;
+        }
+        let mut dead_steps = false;
+        for o in outcomes.iter().filter(|o| o.result.is_err()) {
+            let attempts = o.delivery.attempts + 1;
+            let error = o.result.as_ref().err().map(ToString::to_string);
+            let permanent = matches!(o.result, Err(SendError::Permanent(_)));
+            let gave_up = permanent || attempts as u32 >= self.settings.max_attempts;
+            let mut update = delivery::Entity::update_many()
+                .col_expr(delivery::Column::Attempts, Expr::value(attempts))
+                .col_expr(delivery::Column::LastError, Expr::value(error))
+                .col_expr(
+                    delivery::Column::LeaseUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(delivery::Column::Id.eq(o.delivery.id));
+            if gave_up {
+                update = update.col_expr(
+                    delivery::Column::State,
+                    Expr::value(DeliveryState::Failed.as_str()),
+                );
+            } else {
+                let wait = backoff(
+                    attempts as u32,
+                    Duration::from_millis(self.settings.retry_base_ms),
+                    Duration::from_millis(self.settings.retry_max_ms),
+                );
+                update = update
+                    .col_expr(
+                        delivery::Column::State,
+                        Expr::value(DeliveryState::Pending.as_str()),
+                    )
+                    .col_expr(
+                        delivery::Column::NextAttemptAt,
+                        Expr::value(now + chrono::Duration::from_std(wait).unwrap_or_default()),
+                    );
+            }
+            update.exec(&txn).await?;
+            if gave_up {
+                tracing::warn!(delivery_id = %o.delivery.id, channel = %o.delivery.channel, address = %o.delivery.address, error = ?o.result.as_ref().err(), "channel failing; delivery given up");
+                dead_steps |= escalate_if_dead(&txn, &o.delivery, now).await?;
+            }
+        }
+        self.outbox.commit(txn).await?;
+        if dead_steps {
+            self.timer.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Marks deliveries delivered and their organisations reached; the first
+    /// delivery of a step is announced.
+    async fn delivered<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        delivered: &[&delivery::Model],
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        let ids: Vec<Uuid> = delivered.iter().map(|d| d.id).collect();
+        delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::State,
+                Expr::value(DeliveryState::Delivered.as_str()),
+            )
+            .col_expr(delivery::Column::DeliveredAt, Expr::value(now))
+            .col_expr(
+                delivery::Column::Attempts,
+                Expr::col(delivery::Column::Attempts).add(1),
+            )
+            .col_expr(
+                delivery::Column::LeaseUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                delivery::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(delivery::Column::Id.is_in(ids))
+            .exec(conn)
+            .await?;
+        let mut recipient_ids: Vec<Uuid> = delivered.iter().map(|d| d.recipient_id).collect();
+        recipient_ids.sort();
+        recipient_ids.dedup();
+        let recipients: HashMap<Uuid, recipient::Model> = recipient::Entity::find()
+            .filter(recipient::Column::Id.is_in(recipient_ids.iter().copied()))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let notifications: HashMap<Uuid, notification::Model> = notification::Entity::find()
+            .filter(
+                notification::Column::Id.is_in(
+                    recipients
+                        .values()
+                        .map(|r| r.notification_id)
+                        .collect::<Vec<_>>(),
+                ),
+            )
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|n| (n.id, n))
+            .collect();
+        let mut events = Vec::new();
+        let mut announced = std::collections::HashSet::new();
+        for d in delivered {
+            let Some(r) = recipients.get(&d.recipient_id) else {
+                continue;
+            };
+            let first_of_step = (d.step, d.round) == (r.step, r.round)
+                && r.last_delivered_at.is_none_or(|at| at < r.step_started_at);
+            if first_of_step
+                && announced.insert(r.id)
+                && let Some(n) = notifications.get(&r.notification_id)
+            {
+                events.push((
+                    Some(r.org_id),
+                    NotificationDelivered {
+                        about: NotificationRef {
+                            notification_id: n.id,
+                            subject: n.subject.clone(),
+                            topic: n.topic.clone(),
+                            platform_id: n.platform_id,
+                            incident_id: n.incident_id,
+                            organization_id: r.org_id,
+                        },
+                        delivery_id: d.id,
+                        contact_id: d.contact_id,
+                        channel: d.channel.clone(),
+                        step: d.step as u32 + 1,
+                        delivered_at: now,
+                    },
+                ));
+            }
+        }
+        for chunk in recipient_ids.chunks(500) {
+            recipient::Entity::update_many()
+                .col_expr(recipient::Column::LastDeliveredAt, Expr::value(now))
+                .filter(recipient::Column::Id.is_in(chunk.iter().copied()))
+                .exec(conn)
+                .await?;
+            recipient::Entity::update_many()
+                .col_expr(recipient::Column::DeliveredAt, Expr::value(now))
+                .filter(recipient::Column::Id.is_in(chunk.iter().copied()))
+                .filter(recipient::Column::DeliveredAt.is_null())
+                .exec(conn)
+                .await?;
+            recipient::Entity::update_many()
+                .col_expr(
+                    recipient::Column::State,
+                    Expr::value(OrgState::Delivered.as_str()),
+                )
+                .filter(recipient::Column::Id.is_in(chunk.iter().copied()))
+                .filter(recipient::Column::State.eq(OrgState::Notifying.as_str()))
+                .exec(conn)
+                .await?;
+        }
+        self.outbox.stage_many(conn, &events).await?;
+        Ok(())
+    }
+
+    /// When the next pending attempt or lapsed claim falls due.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, DbErr> {
+        let conn = &self.db.read;
+        let pending = delivery::Entity::find()
+            .filter(delivery::Column::State.eq(DeliveryState::Pending.as_str()))
+            .order_by_asc(delivery::Column::NextAttemptAt)
+            .one(conn)
+            .await?
+            .map(|d| d.next_attempt_at);
+        let lapsing = delivery::Entity::find()
+            .filter(delivery::Column::State.eq(DeliveryState::Sending.as_str()))
+            .order_by_asc(delivery::Column::LeaseUntil)
+            .one(conn)
+            .await?
+            .and_then(|d| d.lease_until);
+        Ok(match (pending, lapsing) {
+            (Some(a), Some(b)) => Some(Ord::min(a, b)),
+            (a, b) => a.or(b),
+        })
+    }
+}
+
+/// What a round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// As many as one claim takes: more may be waiting.
+    Full,
+    /// Nothing more now; the next is due then (if known).
+    Idle(Option<DateTime<Utc>>),
+}
+
+/// A delivery gave up: when it was the last hope of its organisation's
+/// current step, the step's wait is cut short so the timer escalates now.
+async fn escalate_if_dead<C: ConnectionTrait>(
+    conn: &C,
+    d: &delivery::Model,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let Some(r) = recipient::Entity::find_by_id(d.recipient_id)
+        .one(conn)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let open = OrgState::parse(&r.state).is_some_and(OrgState::open);
+    if !open || (r.step, r.round) != (d.step, d.round) {
+        return Ok(false);
+    }
+    let alive = delivery::Entity::find()
+        .filter(delivery::Column::RecipientId.eq(r.id))
+        .filter(delivery::Column::Step.eq(r.step))
+        .filter(delivery::Column::Round.eq(r.round))
+        .filter(delivery::Column::State.ne(DeliveryState::Failed.as_str()))
+        .filter(delivery::Column::Id.ne(d.id))
+        .count(conn)
+        .await?;
+    if alive > 0 {
+        return Ok(false);
+    }
+    recipient::Entity::update_many()
+        .col_expr(recipient::Column::NextAt, Expr::value(now))
+        .filter(recipient::Column::Id.eq(r.id))
+        .exec(conn)
+        .await?;
+    Ok(true)
+}

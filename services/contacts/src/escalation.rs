@@ -1,0 +1,685 @@
+//! The steps that change notifications, each inside the caller's
+//! transaction together with the events it causes: opening a notification
+//! for organisations, entering escalation steps (which creates the
+//! deliveries), acknowledging, and exhausting. The dispatcher and the timer
+//! in [`crate::delivery`] drive them.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use renkei_bus::Outbox;
+use renkei_bus::contracts::contacts::{
+    NotificationAcknowledged, NotificationEscalated, NotificationExhausted, NotificationRef,
+};
+use renkei_store::json::{from_column, to_column};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::domain::policy::recipients;
+use crate::domain::{
+    Condition, DeliveryState, Notice, NotificationState, OrgState, Policy, Position,
+};
+use crate::store::{self, StoredContact, delivery, notification, recipient};
+
+/// A notification to open.
+#[derive(Debug, Clone)]
+pub struct Opening {
+    /// The event subject that causes it.
+    pub subject: String,
+    /// What it is about; organisations already told of this topic are skipped.
+    pub topic: String,
+    pub notice: Notice,
+    pub platform_id: Option<Uuid>,
+    pub incident_id: Option<Uuid>,
+    pub drill_id: Option<Uuid>,
+    pub source_event_id: Option<Uuid>,
+    /// Organisations to tell, each with its systems concerned (empty: all).
+    pub orgs: Vec<(Uuid, Vec<Uuid>)>,
+}
+
+/// What opening did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub notification_id: Uuid,
+    pub organizations: Vec<Uuid>,
+    pub deliveries: usize,
+}
+
+/// Opens a notification for the organisations of `opening` not yet told of
+/// its topic, and enters the first step of each one's escalation. Returns
+/// `None` when every organisation already was.
+#[tracing::instrument(skip_all, fields(topic = %opening.topic, orgs = opening.orgs.len()))]
+pub async fn open<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    opening: Opening,
+    now: DateTime<Utc>,
+) -> Result<Option<Opened>, DbErr> {
+    let mut queue = vec![opening];
+    let mut first = None;
+    // Exhausting an organisation at once (nobody to tell) tells the
+    // platform operator, which opens another notification: a queue, not
+    // recursion.
+    while let Some(opening) = queue.pop() {
+        let (opened, follow_ups) = open_one(conn, outbox, opening, now).await?;
+        if first.is_none() {
+            first = Some(opened);
+        }
+        queue.extend(follow_ups);
+    }
+    Ok(first.flatten())
+}
+
+async fn open_one<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    opening: Opening,
+    now: DateTime<Utc>,
+) -> Result<(Option<Opened>, Vec<Opening>), DbErr> {
+    let mut seen = HashSet::new();
+    let mut orgs: Vec<(Uuid, Vec<Uuid>)> = opening
+        .orgs
+        .into_iter()
+        .filter(|(o, _)| seen.insert(*o))
+        .collect();
+    let mut told = HashSet::new();
+    for chunk in orgs.chunks(500) {
+        let rows = recipient::Entity::find()
+            .select_only()
+            .column(recipient::Column::OrgId)
+            .filter(recipient::Column::Topic.eq(&opening.topic))
+            .filter(recipient::Column::OrgId.is_in(chunk.iter().map(|(o, _)| *o)))
+            .into_tuple::<Uuid>()
+            .all(conn)
+            .await?;
+        told.extend(rows);
+    }
+    orgs.retain(|(o, _)| !told.contains(o));
+    if orgs.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+
+    let notification_id = Uuid::now_v7();
+    let condition = opening.notice.condition();
+    notification::Entity::insert(notification::ActiveModel {
+        id: Set(notification_id),
+        subject: Set(opening.subject.clone()),
+        topic: Set(opening.topic.clone()),
+        condition: Set(condition.as_str().to_owned()),
+        platform_id: Set(opening.platform_id),
+        incident_id: Set(opening.incident_id),
+        drill_id: Set(opening.drill_id),
+        source_event_id: Set(opening.source_event_id),
+        notice: Set(to_column(&opening.notice)?),
+        state: Set(NotificationState::Open.as_str().to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(conn)
+    .await?;
+
+    let org_ids: Vec<Uuid> = orgs.iter().map(|(o, _)| *o).collect();
+    let policies = store::policies_for(conn, &orgs).await?;
+    let contacts = store::contacts_of(conn, &org_ids).await?;
+    let about = |org: Uuid| NotificationRef {
+        notification_id,
+        subject: opening.subject.clone(),
+        topic: opening.topic.clone(),
+        platform_id: opening.platform_id,
+        incident_id: opening.incident_id,
+        organization_id: org,
+    };
+
+    let mut rows = Vec::with_capacity(orgs.len());
+    let mut deliveries = Vec::new();
+    let mut escalated = Vec::new();
+    let mut exhausted = Vec::new();
+    let mut states = Vec::with_capacity(orgs.len());
+    for (org, systems) in &orgs {
+        let policy = policies
+            .get(org)
+            .cloned()
+            .unwrap_or_else(Policy::default_policy);
+        let recipient_id = Uuid::now_v7();
+        let plan = plan(
+            &policy,
+            Position::default(),
+            contacts.get(org).map_or(&[][..], Vec::as_slice),
+            systems,
+            condition,
+            now,
+        );
+        let target = Target {
+            notification_id,
+            recipient_id,
+            org_id: *org,
+        };
+        deliveries.extend(plan.deliveries(&target, now));
+        for (at, reason) in &plan.skipped {
+            escalated.push((Some(*org), escalated_event(about(*org), *at, reason)));
+        }
+        let state = if plan.exhausted {
+            exhausted.push((
+                Some(*org),
+                NotificationExhausted {
+                    about: about(*org),
+                    delivered: false,
+                },
+            ));
+            OrgState::Unacknowledged
+        } else {
+            OrgState::Notifying
+        };
+        states.push(state);
+        rows.push(recipient::ActiveModel {
+            id: Set(recipient_id),
+            notification_id: Set(notification_id),
+            topic: Set(opening.topic.clone()),
+            org_id: Set(*org),
+            systems: Set(to_column(systems)?),
+            policy: Set(to_column(&policy)?),
+            state: Set(state.as_str().to_owned()),
+            step: Set(plan.position.step as i32),
+            round: Set(plan.position.round as i32),
+            step_started_at: Set(now),
+            next_at: Set(plan.next_at),
+            delivered_at: Set(None),
+            last_delivered_at: Set(None),
+            acknowledged_at: Set(None),
+            acknowledged_by: Set(None),
+            acknowledged_via: Set(None),
+            exhausted_at: Set(plan.exhausted.then_some(now)),
+            created_at: Set(now),
+        });
+    }
+    for chunk in rows.chunks(300) {
+        recipient::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    let delivery_count = deliveries.len();
+    for chunk in deliveries.chunks(300) {
+        delivery::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    outbox.stage_many(conn, &escalated).await?;
+    outbox.stage_many(conn, &exhausted).await?;
+    let state = NotificationState::of(states);
+    if state != NotificationState::Open {
+        set_state(conn, notification_id, state, now).await?;
+    }
+    let mut follow_ups = Vec::new();
+    for (org, _) in &exhausted {
+        if let Some(org) = org
+            && let Some(tell) = tell_operator(
+                conn,
+                &opening.notice,
+                opening.platform_id,
+                opening.drill_id,
+                *org,
+                &opening.topic,
+            )
+            .await?
+        {
+            follow_ups.push(tell);
+        }
+    }
+    tracing::debug!(%notification_id, orgs = org_ids.len(), deliveries = delivery_count, "notification opened");
+    Ok((
+        Some(Opened {
+            notification_id,
+            organizations: org_ids,
+            deliveries: delivery_count,
+        }),
+        follow_ups,
+    ))
+}
+
+/// Where a step's deliveries belong.
+struct Target {
+    notification_id: Uuid,
+    recipient_id: Uuid,
+    org_id: Uuid,
+}
+
+/// The outcome of entering escalation at some position: the step that has
+/// someone to tell (and whom), the steps skipped for having nobody, or the
+/// end of the policy.
+#[derive(Debug)]
+struct Plan<'a> {
+    position: Position,
+    told: Vec<&'a StoredContact>,
+    skipped: Vec<(Position, &'static str)>,
+    exhausted: bool,
+    next_at: Option<DateTime<Utc>>,
+}
+
+impl Plan<'_> {
+    fn deliveries(&self, t: &Target, now: DateTime<Utc>) -> Vec<delivery::ActiveModel> {
+        let mut rows = Vec::new();
+        for contact in &self.told {
+            for channel in &contact.channels {
+                rows.push(delivery::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    notification_id: Set(t.notification_id),
+                    recipient_id: Set(t.recipient_id),
+                    org_id: Set(t.org_id),
+                    step: Set(self.position.step as i32),
+                    round: Set(self.position.round as i32),
+                    contact_id: Set(contact.candidate.id),
+                    contact_name: Set(contact.name.clone()),
+                    channel: Set(channel.kind().to_owned()),
+                    address: Set(channel.address().to_owned()),
+                    language: Set(contact.language.as_str().to_owned()),
+                    state: Set(DeliveryState::Pending.as_str().to_owned()),
+                    attempts: Set(0),
+                    next_attempt_at: Set(now),
+                    lease_until: Set(None),
+                    last_error: Set(None),
+                    delivered_at: Set(None),
+                    created_at: Set(now),
+                });
+            }
+        }
+        rows
+    }
+}
+
+/// Enters escalation at `start`: the first step from there that reaches
+/// someone, skipping steps with nobody to tell; exhausted when a whole
+/// round finds nobody or the policy ends.
+fn plan<'a>(
+    policy: &Policy,
+    start: Position,
+    contacts: &'a [StoredContact],
+    systems: &[Uuid],
+    condition: Condition,
+    now: DateTime<Utc>,
+) -> Plan<'a> {
+    let candidates: Vec<_> = contacts.iter().map(|c| c.candidate.clone()).collect();
+    let mut at = start;
+    let mut skipped = Vec::new();
+    for _ in 0..policy.steps.len() {
+        let Some(step) = policy.step(at) else { break };
+        let ids = recipients(step, &candidates, systems, condition, now);
+        if !ids.is_empty() {
+            let told = contacts
+                .iter()
+                .filter(|c| ids.contains(&c.candidate.id))
+                .collect();
+            return Plan {
+                position: at,
+                told,
+                skipped,
+                exhausted: false,
+                next_at: Some(now + chrono::Duration::seconds(i64::from(step.wait_seconds))),
+            };
+        }
+        match policy.after(at) {
+            Some(next) => {
+                skipped.push((next, "no_recipients"));
+                at = next;
+            }
+            None => break,
+        }
+    }
+    Plan {
+        position: at,
+        told: Vec::new(),
+        skipped,
+        exhausted: true,
+        next_at: None,
+    }
+}
+
+fn escalated_event(about: NotificationRef, at: Position, reason: &str) -> NotificationEscalated {
+    NotificationEscalated {
+        about,
+        step: at.step + 1,
+        round: at.round,
+        reason: reason.to_owned(),
+    }
+}
+
+/// The notice to the platform operator that `org` never acknowledged, unless
+/// that would be pointless: the operator itself, a drill (its report says
+/// it), or a notice of that kind already.
+async fn tell_operator<C: ConnectionTrait>(
+    conn: &C,
+    notice: &Notice,
+    platform_id: Option<Uuid>,
+    drill_id: Option<Uuid>,
+    org: Uuid,
+    topic: &str,
+) -> Result<Option<Opening>, DbErr> {
+    if drill_id.is_some() || matches!(notice, Notice::Unacknowledged { .. }) {
+        return Ok(None);
+    }
+    let Some(platform_id) = platform_id else {
+        return Ok(None);
+    };
+    let Some(platform) = store::platform(conn, platform_id).await? else {
+        return Ok(None);
+    };
+    if platform.owner_org_id == org {
+        return Ok(None);
+    }
+    Ok(Some(Opening {
+        subject: renkei_bus::subjects::CONTACTS_NOTIFICATION_EXHAUSTED.to_owned(),
+        topic: format!("{topic}/unacknowledged/{org}"),
+        notice: Notice::Unacknowledged {
+            organization: store::org_name(conn, org).await?,
+            title: notice.title(crate::domain::Language::Ja),
+        },
+        platform_id: Some(platform_id),
+        incident_id: None,
+        drill_id: None,
+        source_event_id: None,
+        orgs: vec![(platform.owner_org_id, Vec::new())],
+    }))
+}
+
+async fn set_state<C: ConnectionTrait>(
+    conn: &C,
+    notification_id: Uuid,
+    state: NotificationState,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    notification::Entity::update_many()
+        .col_expr(notification::Column::State, Expr::value(state.as_str()))
+        .col_expr(notification::Column::UpdatedAt, Expr::value(now))
+        .filter(notification::Column::Id.eq(notification_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Recomputes a notification's state from its organisations'.
+pub async fn refresh_state<C: ConnectionTrait>(
+    conn: &C,
+    notification_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<NotificationState, DbErr> {
+    let states: Vec<String> = recipient::Entity::find()
+        .select_only()
+        .column(recipient::Column::State)
+        .filter(recipient::Column::NotificationId.eq(notification_id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let state = NotificationState::of(states.iter().filter_map(|s| OrgState::parse(s)));
+    set_state(conn, notification_id, state, now).await?;
+    Ok(state)
+}
+
+/// The reference of a recipient's notification, for its events.
+pub async fn about<C: ConnectionTrait>(
+    conn: &C,
+    r: &recipient::Model,
+) -> Result<(NotificationRef, notification::Model), DbErr> {
+    let n = notification::Entity::find_by_id(r.notification_id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("notification {}", r.notification_id)))?;
+    Ok((
+        NotificationRef {
+            notification_id: n.id,
+            subject: n.subject.clone(),
+            topic: n.topic.clone(),
+            platform_id: n.platform_id,
+            incident_id: n.incident_id,
+            organization_id: r.org_id,
+        },
+        n,
+    ))
+}
+
+/// What an acknowledgement found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Acknowledgement {
+    /// This call acknowledged; escalation stopped.
+    Recorded(recipient::Model),
+    /// Someone had already; nothing changed.
+    Already(recipient::Model),
+}
+
+/// Acknowledges `recipient_id` for its organisation: stops its escalation at
+/// once and cancels every message not yet sent. Harmless when repeated.
+#[tracing::instrument(skip(conn, outbox))]
+pub async fn acknowledge<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    recipient_id: Uuid,
+    by: &str,
+    via: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Acknowledgement>, DbErr> {
+    let Some(r) = recipient::Entity::find_by_id(recipient_id)
+        .lock(LockType::Update)
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if r.state == OrgState::Acknowledged.as_str() {
+        return Ok(Some(Acknowledgement::Already(r)));
+    }
+    recipient::Entity::update_many()
+        .col_expr(
+            recipient::Column::State,
+            Expr::value(OrgState::Acknowledged.as_str()),
+        )
+        .col_expr(recipient::Column::AcknowledgedAt, Expr::value(now))
+        .col_expr(recipient::Column::AcknowledgedBy, Expr::value(by))
+        .col_expr(recipient::Column::AcknowledgedVia, Expr::value(via))
+        .col_expr(
+            recipient::Column::NextAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(recipient::Column::Id.eq(r.id))
+        .exec(conn)
+        .await?;
+    // Nothing goes out after an acknowledgement: what waits is cancelled
+    // here, and the dispatcher claims only deliveries of open organisations.
+    delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::State,
+            Expr::value(DeliveryState::Cancelled.as_str()),
+        )
+        .filter(delivery::Column::RecipientId.eq(r.id))
+        .filter(delivery::Column::State.eq(DeliveryState::Pending.as_str()))
+        .exec(conn)
+        .await?;
+    let (about, n) = about(conn, &r).await?;
+    outbox
+        .stage(
+            conn,
+            Some(r.org_id),
+            &NotificationAcknowledged {
+                about,
+                acknowledged_by: by.to_owned(),
+                via: via.to_owned(),
+                acknowledged_at: now,
+                step: r.step as u32 + 1,
+                latency_ms: (now - n.created_at).num_milliseconds(),
+            },
+        )
+        .await?;
+    refresh_state(conn, n.id, now).await?;
+    let updated = recipient::Entity::find_by_id(r.id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("recipient {}", r.id)))?;
+    Ok(Some(Acknowledgement::Recorded(updated)))
+}
+
+/// Moves every organisation whose step's wait has run out (or whose step's
+/// every delivery failed) to its next step, or ends its escalation. Replicas
+/// claim with `SKIP LOCKED`, so each step is entered once. Returns how many
+/// moved.
+#[tracing::instrument(skip_all)]
+pub async fn advance_due<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<usize, DbErr> {
+    let due = recipient::Entity::find()
+        .filter(recipient::Column::NextAt.lte(now))
+        .filter(
+            recipient::Column::State
+                .is_in([OrgState::Notifying.as_str(), OrgState::Delivered.as_str()]),
+        )
+        .order_by_asc(recipient::Column::NextAt)
+        .limit(limit)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .all(conn)
+        .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let orgs: Vec<Uuid> = due.iter().map(|r| r.org_id).collect();
+    let contacts = store::contacts_of(conn, &orgs).await?;
+    let mut notices: HashMap<Uuid, (NotificationRef, notification::Model)> = HashMap::new();
+    let mut follow_ups = Vec::new();
+    for r in &due {
+        let (about, n) = match notices.get(&r.notification_id) {
+            Some(found) => found.clone(),
+            None => {
+                let found = about(conn, r).await?;
+                notices.insert(r.notification_id, found.clone());
+                found
+            }
+        };
+        let about = NotificationRef {
+            organization_id: r.org_id,
+            ..about
+        };
+        let policy: Policy = from_column("escalation policy", &r.policy)?;
+        let systems: Vec<Uuid> = from_column("systems concerned", &r.systems)?;
+        let notice: Notice = from_column("notice", &n.notice)?;
+        let condition = Condition::parse(&n.condition).unwrap_or(Condition::Emergency);
+        let at = Position {
+            step: r.step as u32,
+            round: r.round as u32,
+        };
+        let reason = if step_failed(conn, r).await? {
+            "delivery_failed"
+        } else {
+            "timeout"
+        };
+        let plan = match policy.after(at) {
+            Some(next) => {
+                let mut p = plan(
+                    &policy,
+                    next,
+                    contacts.get(&r.org_id).map_or(&[][..], Vec::as_slice),
+                    &systems,
+                    condition,
+                    now,
+                );
+                p.skipped.insert(0, (next, reason));
+                p
+            }
+            None => Plan {
+                position: at,
+                told: Vec::new(),
+                skipped: Vec::new(),
+                exhausted: true,
+                next_at: None,
+            },
+        };
+        let events: Vec<_> = plan
+            .skipped
+            .iter()
+            .map(|(at, why)| (Some(r.org_id), escalated_event(about.clone(), *at, why)))
+            .collect();
+        outbox.stage_many(conn, &events).await?;
+        let rows = plan.deliveries(
+            &Target {
+                notification_id: r.notification_id,
+                recipient_id: r.id,
+                org_id: r.org_id,
+            },
+            now,
+        );
+        if !rows.is_empty() {
+            delivery::Entity::insert_many(rows)
+                .exec_without_returning(conn)
+                .await?;
+        }
+        let mut update = recipient::Entity::update_many()
+            .col_expr(
+                recipient::Column::Step,
+                Expr::value(plan.position.step as i32),
+            )
+            .col_expr(
+                recipient::Column::Round,
+                Expr::value(plan.position.round as i32),
+            )
+            .col_expr(recipient::Column::StepStartedAt, Expr::value(now))
+            .col_expr(recipient::Column::NextAt, Expr::value(plan.next_at))
+            .filter(recipient::Column::Id.eq(r.id));
+        if plan.exhausted {
+            update = update
+                .col_expr(
+                    recipient::Column::State,
+                    Expr::value(OrgState::Unacknowledged.as_str()),
+                )
+                .col_expr(recipient::Column::ExhaustedAt, Expr::value(now));
+        }
+        update.exec(conn).await?;
+        if plan.exhausted {
+            outbox
+                .stage(
+                    conn,
+                    Some(r.org_id),
+                    &NotificationExhausted {
+                        about: about.clone(),
+                        delivered: r.delivered_at.is_some(),
+                    },
+                )
+                .await?;
+            refresh_state(conn, r.notification_id, now).await?;
+            if let Some(tell) =
+                tell_operator(conn, &notice, n.platform_id, n.drill_id, r.org_id, &n.topic).await?
+            {
+                follow_ups.push(tell);
+            }
+        }
+    }
+    for tell in follow_ups {
+        open(conn, outbox, tell, now).await?;
+    }
+    Ok(due.len())
+}
+
+/// Whether every delivery of the organisation's current step failed: then
+/// the step is dead and waiting out its timer helps nobody.
+async fn step_failed<C: ConnectionTrait>(conn: &C, r: &recipient::Model) -> Result<bool, DbErr> {
+    let states: Vec<String> = delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::State)
+        .filter(delivery::Column::RecipientId.eq(r.id))
+        .filter(delivery::Column::Step.eq(r.step))
+        .filter(delivery::Column::Round.eq(r.round))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(!states.is_empty() && states.iter().all(|s| s == DeliveryState::Failed.as_str()))
+}
+
+/// When the next escalation timer runs out, if any runs.
+pub async fn next_due<C: ConnectionTrait>(conn: &C) -> Result<Option<DateTime<Utc>>, DbErr> {
+    Ok(recipient::Entity::find()
+        .filter(recipient::Column::NextAt.is_not_null())
+        .order_by_asc(recipient::Column::NextAt)
+        .one(conn)
+        .await?
+        .and_then(|r| r.next_at))
+}

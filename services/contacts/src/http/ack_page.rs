@@ -1,0 +1,177 @@
+//! The pages behind the link in every message. `GET /ack/{token}` only
+//! shows what the message is about and a button (mail scanners open links;
+//! opening must not acknowledge); `POST /ack/{token}` acknowledges for the
+//! organisation the message went to. Both in Japanese and English; no
+//! bearer token: the link itself is the proof.
+
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use html_escape::encode_text as esc;
+use renkei_store::json::from_column;
+use renkei_web::ApiError;
+use renkei_web::error::db;
+use sea_orm::{EntityTrait, TransactionTrait};
+
+use crate::domain::{Language, Notice};
+use crate::escalation::{self, Acknowledgement};
+use crate::service::ContactsState;
+use crate::store::{delivery, notification, recipient};
+
+type State = web::Data<ContactsState>;
+
+/// What a link leads to.
+struct Found {
+    delivery: delivery::Model,
+    recipient: recipient::Model,
+    notice: Notice,
+}
+
+async fn find(state: &ContactsState, token: &str) -> Result<Option<Found>, ApiError> {
+    let Some(id) = state.links.verify(token) else {
+        return Ok(None);
+    };
+    let conn = &state.db.read;
+    let Some(d) = delivery::Entity::find_by_id(id)
+        .one(conn)
+        .await
+        .map_err(db)?
+    else {
+        return Ok(None);
+    };
+    let Some(r) = recipient::Entity::find_by_id(d.recipient_id)
+        .one(conn)
+        .await
+        .map_err(db)?
+    else {
+        return Ok(None);
+    };
+    let Some(n) = notification::Entity::find_by_id(d.notification_id)
+        .one(conn)
+        .await
+        .map_err(db)?
+    else {
+        return Ok(None);
+    };
+    let notice = from_column("notice", &n.notice).map_err(db)?;
+    Ok(Some(Found {
+        delivery: d,
+        recipient: r,
+        notice,
+    }))
+}
+
+fn page(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(ContentType::html())
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .body(format!(
+            "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{}</title><style>body{{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em;line-height:1.6}}\
+             button{{font-size:1.2em;padding:.5em 1.5em}}.en{{color:#555}}</style></head><body>{body}</body></html>",
+            esc(title)
+        ))
+}
+
+fn not_found() -> HttpResponse {
+    page(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "リンクが無効です / Invalid link",
+        "<h1>リンクが無効です</h1><p class=\"en\">This acknowledgement link is not valid.</p>",
+    )
+}
+
+fn acknowledged_line(r: &recipient::Model) -> String {
+    let at = r
+        .acknowledged_at
+        .map(|t| {
+            t.with_timezone(&chrono_tz::Asia::Tokyo)
+                .format("%Y-%m-%d %H:%M:%S JST")
+                .to_string()
+        })
+        .unwrap_or_default();
+    format!(
+        "<p>受領確認済みです（{at}、{by}）。</p><p class=\"en\">Acknowledged at {at} by {by}.</p>",
+        at = esc(&at),
+        by = esc(r.acknowledged_by.as_deref().unwrap_or("-"))
+    )
+}
+
+#[utoipa::path(get, path = "/ack/{token}", tag = "contacts",
+    params(("token" = String, Path, description = "The token of a message's link")),
+    responses((status = 200, description = "An HTML page with a button; nothing is acknowledged"),
+              (status = 404, description = "Not a valid link")))]
+#[tracing::instrument(skip_all)]
+pub async fn show(state: State, token: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let Some(found) = find(&state, &token).await? else {
+        return Ok(not_found());
+    };
+    let ja = found.notice.title(Language::Ja);
+    let en = found.notice.title(Language::En);
+    let status = if found.recipient.state == "acknowledged" {
+        acknowledged_line(&found.recipient)
+    } else {
+        format!(
+            "<form method=\"post\" action=\"/ack/{token}\"><button type=\"submit\">受領を確認する / Acknowledge</button></form>\
+             <p>ボタンを押すと、貴組織として受領を確認し、エスカレーションを止めます。</p>\
+             <p class=\"en\">Pressing the button acknowledges for your organisation and stops the escalation.</p>",
+            token = esc(token.as_str())
+        )
+    };
+    Ok(page(
+        actix_web::http::StatusCode::OK,
+        &ja,
+        &format!(
+            "<h1>{}</h1><p class=\"en\">{}</p><p>宛先 / To: {}</p>{status}",
+            esc(&ja),
+            esc(&en),
+            esc(&found.delivery.contact_name)
+        ),
+    ))
+}
+
+#[utoipa::path(post, path = "/ack/{token}", tag = "contacts",
+    params(("token" = String, Path, description = "The token of a message's link")),
+    responses((status = 200, description = "Acknowledged (or already acknowledged): an HTML page"),
+              (status = 404, description = "Not a valid link")))]
+#[tracing::instrument(skip_all)]
+pub async fn confirm(state: State, token: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let Some(found) = find(&state, &token).await? else {
+        return Ok(not_found());
+    };
+    let by = format!("contact:{}", found.delivery.contact_id);
+    let txn = state.db.write.begin().await.map_err(db)?;
+    let outcome = escalation::acknowledge(
+        &txn,
+        &state.outbox,
+        found.recipient.id,
+        &by,
+        "link",
+        Utc::now(),
+    )
+    .await
+    .map_err(db)?;
+    state.outbox.commit(txn).await.map_err(db)?;
+    let (headline, r) = match outcome {
+        Some(Acknowledgement::Recorded(r)) => (
+            "<h1>受領を確認しました</h1><p class=\"en\">Acknowledged. The escalation has stopped.</p>",
+            r,
+        ),
+        Some(Acknowledgement::Already(r)) => (
+            "<h1>既に受領確認されています</h1><p class=\"en\">This was already acknowledged.</p>",
+            r,
+        ),
+        None => return Ok(not_found()),
+    };
+    Ok(page(
+        actix_web::http::StatusCode::OK,
+        "受領確認 / Acknowledged",
+        &format!(
+            "{headline}<p>{}</p>{}",
+            esc(&found.notice.title(Language::Ja)),
+            acknowledged_line(&r)
+        ),
+    ))
+}

@@ -1,0 +1,264 @@
+//! Request and response bodies of the contacts API.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// One channel as a client sends it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelBody {
+    /// `webhook` or `email`.
+    pub kind: String,
+    /// Webhook: where to POST.
+    pub url: Option<String>,
+    /// Webhook: the HMAC-SHA256 key receivers verify signatures with (at
+    /// least 8 characters; never returned). On PATCH, leave it out to keep
+    /// the secret of the same URL.
+    pub secret: Option<String>,
+    /// Email: the address.
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateContact {
+    pub org_id: Uuid,
+    /// The one system the contact is for; leave out for the whole organisation.
+    pub system_id: Option<Uuid>,
+    pub name: String,
+    /// `ciso`, `csirt`, `system_manager`, `operator_on_duty` or `liaison`.
+    pub role: String,
+    /// `ordinary` (business hours), `emergency` (any time) or `both`.
+    pub availability: String,
+    pub channels: Vec<ChannelBody>,
+    /// IANA zone of the contact's business hours (default `Asia/Tokyo`).
+    pub time_zone: Option<String>,
+    /// `ja` (default) or `en`: the language of their messages.
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateContact {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub availability: Option<String>,
+    pub channels: Option<Vec<ChannelBody>>,
+    pub time_zone: Option<String>,
+    pub language: Option<String>,
+    /// A system id, or `null` for the whole organisation.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<Uuid>)]
+    pub system_id: Option<Option<Uuid>>,
+}
+
+/// Tells "absent" from "null" in a PATCH body.
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// A channel as the API shows it: never the secret.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChannelView {
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Whether a signing secret is kept (webhooks).
+    pub secret_set: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ContactView {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub system_id: Option<Uuid>,
+    pub name: String,
+    pub role: String,
+    pub availability: String,
+    pub time_zone: String,
+    pub language: String,
+    pub channels: Vec<ChannelView>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetBody {
+    /// `role`, `contact` or `available` (every contact reachable under the
+    /// notification's condition: the emergency contacts in an emergency).
+    pub kind: String,
+    pub role: Option<String>,
+    pub contact_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepBody {
+    pub targets: Vec<TargetBody>,
+    /// Seconds to wait for an acknowledgement before the next step.
+    pub wait_seconds: u32,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutPolicy {
+    pub steps: Vec<StepBody>,
+    /// How many times the whole policy runs again after its last step.
+    #[serde(default)]
+    pub repeat: u32,
+    /// A policy for one system of the organisation; leave out for all.
+    pub system_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PolicyView {
+    pub org_id: Uuid,
+    pub system_id: Option<Uuid>,
+    pub steps: Vec<StepBody>,
+    pub repeat: u32,
+    /// True when the organisation has defined none: its emergency contacts,
+    /// then its CISO.
+    pub default: bool,
+    pub updated_by: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineBody {
+    pub from: Uuid,
+    pub to: Uuid,
+    /// What passes along it ("incident reports"…).
+    pub what: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutCooperationMap {
+    pub ordinary: Vec<LineBody>,
+    pub emergency: Vec<LineBody>,
+    /// The version the change is based on; a stale one gets a 409.
+    pub base_version: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CooperationMapView {
+    pub platform_id: Uuid,
+    /// 0 for the default map (none saved).
+    pub version: u32,
+    /// `saved` or `default`.
+    pub source: String,
+    pub ordinary: Vec<LineBody>,
+    pub emergency: Vec<LineBody>,
+    /// Names of the organisations on the map.
+    pub organizations: std::collections::BTreeMap<Uuid, String>,
+    pub updated_by: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// One organisation of a notification.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrganizationStatus {
+    pub org_id: Uuid,
+    /// `notifying`, `delivered`, `acknowledged` or `unacknowledged`.
+    pub state: String,
+    pub delivered: bool,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// `api` or `link`.
+    pub acknowledged_via: Option<String>,
+    /// 1-based escalation step, and repeats of the policy so far.
+    pub step: u32,
+    pub round: u32,
+    /// When the next step starts unless someone acknowledges.
+    pub next_escalation_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NotificationView {
+    pub id: Uuid,
+    pub subject: String,
+    pub topic: String,
+    /// `ordinary` or `emergency`.
+    pub condition: String,
+    /// `open`, `acknowledged` or `unacknowledged`.
+    pub state: String,
+    pub title_ja: String,
+    pub title_en: String,
+    pub platform_id: Option<Uuid>,
+    pub incident_id: Option<Uuid>,
+    pub drill_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub organizations: Vec<OrganizationStatus>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttemptView {
+    pub attempted_at: DateTime<Utc>,
+    pub ok: bool,
+    pub detail: String,
+    pub duration_ms: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub contact_id: Uuid,
+    pub contact_name: String,
+    pub channel: String,
+    pub address: String,
+    pub step: u32,
+    pub round: u32,
+    /// `pending`, `sending`, `delivered`, `failed` or `cancelled`.
+    pub state: String,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckBody {
+    /// The organisation acknowledging; defaults to the caller's.
+    pub org_id: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDrill {
+    pub platform_id: Uuid,
+    /// Run again every this many hours (1 to 8760); leave out to run once.
+    pub repeat_every_hours: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DrillView {
+    pub id: Uuid,
+    pub platform_id: Uuid,
+    pub started_by: String,
+    pub repeat_every_hours: Option<u32>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub runs: u32,
+    pub last_notification_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    /// Every run, newest first (on `GET /v1/drills/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub report: Option<Vec<crate::drills::RunReport>>,
+}

@@ -1,0 +1,139 @@
+//! The contacts service as a running service: its state, background tasks
+//! (outbox relay, consumers, dispatcher, escalation timer) and its part of
+//! an HTTP server.
+
+use std::sync::Arc;
+
+use actix_web::web;
+use renkei_bus::Outbox;
+use renkei_bus::consumer::Consumer;
+use renkei_settings::Settings;
+use renkei_store::Db;
+use renkei_web::{Module, Readiness, Service, ServiceModule};
+use secrecy::ExposeSecret as _;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi as _;
+
+use crate::channels::Channels;
+use crate::delivery::{Dispatcher, Timer};
+use crate::events::{self, ContactsEventsHandler};
+use crate::links::AckLinks;
+use crate::store::migrations::Migrator;
+
+pub const SERVICE: &str = "contacts";
+
+/// What every request handler of the service shares.
+pub struct ContactsState {
+    pub db: Db,
+    pub outbox: Outbox,
+    pub nats: async_nats::Client,
+    pub links: AckLinks,
+    /// Woken when deliveries are created (drills started here).
+    pub dispatch: Arc<Notify>,
+    /// Woken when escalation timers change.
+    pub timer: Arc<Notify>,
+    /// How long a read-through query to the registry may take.
+    pub query_timeout_ms: u64,
+}
+
+/// A started contacts service.
+pub struct Contacts {
+    pub state: web::Data<ContactsState>,
+}
+
+#[async_trait::async_trait]
+impl Service for Contacts {
+    async fn start(
+        settings: &Settings,
+        nats: async_nats::Client,
+        tasks: &mut JoinSet<()>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Contacts> {
+        let renkei_bus::service::Opened { db, outbox } =
+            renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
+        let key = renkei_web::identity::dev_key(
+            settings.auth.dev_key.expose_secret(),
+            &settings.data_dir,
+        )?;
+        let links = AckLinks::new(&key, &settings.public_url());
+        let dispatch = Arc::new(Notify::new());
+        let timer = Arc::new(Notify::new());
+
+        let handler = Arc::new(ContactsEventsHandler {
+            outbox: outbox.clone(),
+        });
+        for spec in events::consumers() {
+            tasks.spawn(
+                Consumer::new(
+                    db.clone(),
+                    nats.clone(),
+                    spec,
+                    handler.clone(),
+                    Some(outbox.clone()),
+                )
+                .waking(dispatch.clone())
+                .waking(timer.clone())
+                .run(cancel.clone()),
+            );
+        }
+        tasks.spawn(
+            Dispatcher {
+                db: db.clone(),
+                outbox: outbox.clone(),
+                channels: Channels::new(&settings.contacts)?,
+                links: links.clone(),
+                settings: settings.contacts.delivery.clone(),
+                wake: dispatch.clone(),
+                timer: timer.clone(),
+            }
+            .run(cancel.clone()),
+        );
+        tasks.spawn(
+            Timer {
+                db: db.clone(),
+                outbox: outbox.clone(),
+                wake: timer.clone(),
+                dispatch: dispatch.clone(),
+            }
+            .run(cancel.clone()),
+        );
+
+        Ok(Contacts {
+            state: web::Data::new(ContactsState {
+                db,
+                outbox,
+                nats,
+                links,
+                dispatch,
+                timer,
+                query_timeout_ms: settings.nats.request_timeout_ms,
+            }),
+        })
+    }
+
+    fn module(&self) -> Arc<dyn ServiceModule> {
+        Arc::new(Module {
+            name: SERVICE,
+            state: self.state.clone(),
+            routes: crate::http::routes,
+            openapi: crate::http::ApiDoc::openapi,
+        })
+    }
+}
+
+impl Contacts {
+    /// The service alone on `http.listen`, in the background (tests, tools).
+    pub async fn spawn(settings: &Settings, name: &str) -> anyhow::Result<renkei_web::Running> {
+        renkei_web::spawn_alone::<Contacts>(settings, name).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Readiness for ContactsState {
+    async fn ready(&self) -> Result<(), String> {
+        self.db.ping().await.map_err(|e| format!("{e:#}"))?;
+        renkei_web::nats_ready(&self.nats)
+    }
+}

@@ -1,0 +1,1032 @@
+//! The contacts service through its HTTP API and the bus, beside a real
+//! registry, against a real nats-server, a real database (SQLite, or
+//! PostgreSQL with RENKEI_TEST_DATABASE_URL), a real webhook receiver and a
+//! real SMTP server on loopback. Alerts are published on JetStream exactly
+//! as the emergency service publishes them.
+
+use std::time::Duration;
+
+use renkei_bus::contracts::emergency::{AtRisk, IncidentSpreadRisk};
+use renkei_bus::{Envelope, Event as _};
+use renkei_settings::Settings;
+use renkei_testkit::{MailSink, NatsServer, TestDb, WebhookSink, token};
+use renkei_web::Role;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+struct TestApp {
+    registry: String,
+    contacts: String,
+    http: reqwest::Client,
+    nats: NatsServer,
+    settings: Settings,
+    running: Vec<renkei_web::Running>,
+    sink: WebhookSink,
+    _db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+/// Short retries, so that failing channels give up in a test's time.
+fn test_settings(nats: &NatsServer, db: &TestDb, dir: &tempfile::TempDir) -> Settings {
+    let mut s = renkei_testkit::settings(&nats.url(), &db.url, dir.path().to_path_buf());
+    s.contacts.delivery.max_attempts = 3;
+    s.contacts.delivery.retry_base_ms = 100;
+    s.contacts.delivery.retry_max_ms = 200;
+    s.contacts.delivery.timeout_ms = 2_000;
+    s
+}
+
+async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    renkei_testkit::init_tracing();
+    let nats = NatsServer::start().await.expect("nats-server");
+    let db = TestDb::fresh().await.expect("database");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(&nats, &db, &dir);
+    adjust(&mut settings);
+    let registry = renkei_registry::Registry::spawn(&settings, "registry-test")
+        .await
+        .expect("registry");
+    let contacts = renkei_contacts::Contacts::spawn(&settings, "contacts-test")
+        .await
+        .expect("contacts");
+    TestApp {
+        registry: format!("http://{}", registry.addr),
+        contacts: format!("http://{}", contacts.addr),
+        http: reqwest::Client::new(),
+        nats,
+        settings,
+        running: vec![registry, contacts],
+        sink: WebhookSink::start().await.expect("webhook receiver"),
+        _db: db,
+        _dir: dir,
+    }
+}
+
+async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+impl TestApp {
+    fn url(&self, path: &str) -> String {
+        let registry = ["/v1/organizations", "/v1/systems", "/v1/links"]
+            .iter()
+            .any(|p| path.starts_with(p))
+            && !path.contains("escalation-policy");
+        let base = if registry {
+            &self.registry
+        } else {
+            &self.contacts
+        };
+        format!("{base}{path}")
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        renkei_testkit::call(&self.http, method, &self.url(path), Some(token), body).await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, token, Some(body))
+            .await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    async fn create(&self, path: &str, token: &str, body: Value) -> Uuid {
+        let (status, json) = self.post(path, token, body).await;
+        assert_eq!(status, 201, "{path}: {json}");
+        json["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("id")
+    }
+
+    /// Publishes an event on JetStream as its producing service would.
+    async fn publish<E: renkei_bus::Event>(&self, event: &E) -> Envelope {
+        let envelope = Envelope::new("emergency", None, event).expect("envelope");
+        self.publish_envelope(&envelope).await;
+        envelope
+    }
+
+    async fn publish_envelope(&self, envelope: &Envelope) {
+        let client = async_nats::connect(self.nats.url()).await.expect("nats");
+        let js = async_nats::jetstream::new(client);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
+        js.publish_with_headers(
+            envelope.subject.clone(),
+            headers,
+            serde_json::to_vec(envelope).expect("json").into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    }
+
+    /// Stops the contacts service (the registry keeps running).
+    async fn stop_contacts(&mut self) {
+        let contacts = self.running.pop().expect("contacts running");
+        contacts.stop().await.expect("clean stop");
+    }
+
+    /// Starts the contacts service again on the same database.
+    async fn restart_contacts(&mut self) {
+        let contacts = renkei_contacts::Contacts::spawn(&self.settings, "contacts-test")
+            .await
+            .expect("contacts");
+        self.contacts = format!("http://{}", contacts.addr);
+        self.running.push(contacts);
+    }
+
+    async fn stop(mut self) {
+        self.sink.stop().await;
+        while let Some(r) = self.running.pop() {
+            r.stop().await.expect("clean stop");
+        }
+    }
+}
+
+/// An operator with a platform, and agencies with one linked system each.
+struct World {
+    admin: String,
+    operator: String,
+    op_org: Uuid,
+    platform: Uuid,
+    orgs: Vec<Uuid>,
+    managers: Vec<String>,
+    systems: Vec<Uuid>,
+}
+
+async fn world(app: &TestApp, agencies: usize) -> World {
+    let admin = token(Role::Admin, None);
+    let op_org = app
+        .create(
+            "/v1/organizations",
+            &admin,
+            json!({"name": "Platform Office", "kind": "platform_operator"}),
+        )
+        .await;
+    let operator = token(Role::Operator, Some(op_org));
+    let platform = app
+        .create(
+            "/v1/systems",
+            &operator,
+            json!({"name": "Common Platform", "kind": "platform", "owner_org_id": op_org,
+            "confidentiality": 3, "integrity": 2, "availability": 2}),
+        )
+        .await;
+    let mut w = World {
+        admin,
+        operator,
+        op_org,
+        platform,
+        orgs: vec![],
+        managers: vec![],
+        systems: vec![],
+    };
+    for i in 0..agencies {
+        let org = app
+            .create(
+                "/v1/organizations",
+                &w.admin,
+                json!({"name": format!("Agency {i}"), "kind": "government_agency"}),
+            )
+            .await;
+        let system = app
+            .create(
+                "/v1/systems",
+                &w.operator,
+                json!({"name": format!("Agency {i} records"), "kind": "linked", "owner_org_id": org,
+                "platform_id": w.platform, "confidentiality": 2, "integrity": 1, "availability": 1}),
+            )
+            .await;
+        w.orgs.push(org);
+        w.managers.push(token(Role::Manager, Some(org)));
+        w.systems.push(system);
+    }
+    // The contacts service learns of them over NATS; the operator sees an
+    // agency's contacts once it knows the agency is on its platform.
+    for org in &w.orgs {
+        wait_until(Duration::from_secs(10), || async {
+            app.get(
+                &format!("/v1/organizations/{org}/escalation-policy"),
+                &w.operator,
+            )
+            .await
+            .0 == 200
+        })
+        .await;
+    }
+    w
+}
+
+async fn wait_until<F, Fut>(within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition not met within {within:?}");
+}
+
+fn webhook(app: &TestApp, path: &str) -> Value {
+    json!({"kind": "webhook", "url": format!("{}{path}", app.sink.url), "secret": "s3cret-for-tests"})
+}
+
+/// Adds a contact of `role` to agency `i`, reached by a webhook at `path`.
+async fn contact(app: &TestApp, w: &World, i: usize, role: &str, path: &str) -> Uuid {
+    app.create(
+        "/v1/contacts",
+        &w.managers[i],
+        json!({"org_id": w.orgs[i], "name": format!("{role} of agency {i}"), "role": role,
+               "availability": "both", "channels": [webhook(app, path)]}),
+    )
+    .await
+}
+
+/// Two steps: the CSIRT, then (after `wait` seconds) the CISO.
+async fn two_step_policy(app: &TestApp, w: &World, i: usize, wait: u32) {
+    let (status, body) = app
+        .put(
+            &format!("/v1/organizations/{}/escalation-policy", w.orgs[i]),
+            &w.managers[i],
+            json!({"steps": [
+                {"targets": [{"kind": "role", "role": "csirt"}], "wait_seconds": wait},
+                {"targets": [{"kind": "role", "role": "ciso"}], "wait_seconds": 600}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+fn alert(w: &World, agencies: &[usize]) -> IncidentSpreadRisk {
+    IncidentSpreadRisk {
+        incident_id: Uuid::now_v7(),
+        platform_id: w.platform,
+        system_id: w.systems[0],
+        organization_id: w.orgs[0],
+        title: "Ransomware on the records system".into(),
+        severity: "critical".into(),
+        category: "malware".into(),
+        tlp: "amber".into(),
+        at_risk: agencies
+            .iter()
+            .map(|i| AtRisk {
+                organization_id: w.orgs[*i],
+                system_ids: vec![w.systems[*i]],
+                hops: 1,
+            })
+            .collect(),
+    }
+}
+
+/// The notification about `incident`, once the contacts service made it.
+async fn notification_of(app: &TestApp, w: &World, incident: Uuid) -> Value {
+    let mut found = Value::Null;
+    wait_until(Duration::from_secs(10), || async {
+        let (_, list) = app
+            .get(
+                "/v1/notifications?subject=emergency.incident.spread_risk",
+                &w.operator,
+            )
+            .await;
+        if let Some(n) = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["incident_id"] == json!(incident))
+        {
+            found = n.clone();
+            return true;
+        }
+        false
+    })
+    .await;
+    found
+}
+
+fn org_row<'a>(n: &'a Value, org: Uuid) -> &'a Value {
+    n["organizations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["org_id"] == json!(org))
+        .expect("the organisation's row")
+}
+
+#[tokio::test]
+async fn a_spread_alert_reaches_a_real_webhook_with_a_valid_signature() {
+    let app = spawn_app().await;
+    let w = world(&app, 2).await;
+    contact(&app, &w, 1, "csirt", "/agency1").await;
+    let sent = alert(&w, &[1]);
+    app.publish(&sent).await;
+
+    let got = app
+        .sink
+        .wait_for("/agency1", 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(got.len(), 1, "one message to the one contact");
+    let hit = &got[0];
+    let timestamp: i64 = hit
+        .header("x-renkei-timestamp")
+        .and_then(|t| t.parse().ok())
+        .expect("timestamp header");
+    let signature = hit.header("x-renkei-signature").expect("signature header");
+    assert!(renkei_contacts::channels::webhook::verify(
+        "s3cret-for-tests",
+        timestamp,
+        &hit.body,
+        signature
+    ));
+    assert!(!renkei_contacts::channels::webhook::verify(
+        "another-secret",
+        timestamp,
+        &hit.body,
+        signature
+    ));
+    assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 60);
+    let body = hit.json();
+    assert_eq!(body["incident_id"], json!(sent.incident_id));
+    assert_eq!(body["organization_id"], json!(w.orgs[1]));
+    assert_eq!(body["condition"], "emergency");
+    assert!(
+        body["title"]
+            .as_str()
+            .expect("title")
+            .contains("Ransomware")
+    );
+    assert!(body["text"].as_str().expect("text").contains("/ack/"));
+    assert_eq!(
+        hit.header("x-renkei-delivery"),
+        body["delivery_id"].as_str()
+    );
+
+    let n = notification_of(&app, &w, sent.incident_id).await;
+    wait_until(Duration::from_secs(5), || async {
+        let (_, n) = app
+            .get(
+                &format!("/v1/notifications/{}", n["id"].as_str().unwrap_or_default()),
+                &w.operator,
+            )
+            .await;
+        org_row(&n, w.orgs[1])["delivered"] == json!(true)
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_email_reaches_a_real_smtp_server() {
+    let mail = MailSink::start().expect("smtp sink");
+    let port = mail.port;
+    let app = spawn_app_with(|s| {
+        s.contacts.smtp.host = "127.0.0.1".into();
+        s.contacts.smtp.port = port;
+        s.contacts.smtp.tls = renkei_settings::SmtpTls::None;
+        s.contacts.smtp.from = "renkei@platform.example".into();
+    })
+    .await;
+    let w = world(&app, 1).await;
+    app.create(
+        "/v1/contacts",
+        &w.managers[0],
+        json!({"org_id": w.orgs[0], "name": "Duty officer", "role": "csirt",
+               "availability": "emergency", "language": "en",
+               "channels": [{"kind": "email", "address": "csirt@agency0.example"}]}),
+    )
+    .await;
+    let sent = alert(&w, &[0]);
+    app.publish(&sent).await;
+
+    let got = mail.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1, "one mail");
+    let m = &got[0];
+    assert_eq!(m.to, vec!["csirt@agency0.example".to_owned()]);
+    assert_eq!(m.from, "renkei@platform.example");
+    assert!(
+        m.data
+            .contains("Subject: [EMERGENCY - may spread] Ransomware"),
+        "{}",
+        m.data
+    );
+    assert!(m.data.contains("/ack/"), "{}", m.data);
+    let n = notification_of(&app, &w, sent.incident_id).await;
+    let id = n["id"].as_str().expect("id").to_owned();
+    wait_until(Duration::from_secs(5), || async {
+        let (_, d) = app
+            .get(&format!("/v1/notifications/{id}/deliveries"), &w.operator)
+            .await;
+        d["items"][0]["state"] == "delivered"
+            && d["items"][0]["attempts"][0]["detail"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("SMTP 250"))
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn what_is_not_acknowledged_in_time_goes_to_step_two() {
+    let app = spawn_app().await;
+    let w = world(&app, 1).await;
+    contact(&app, &w, 0, "csirt", "/csirt").await;
+    contact(&app, &w, 0, "ciso", "/ciso").await;
+    two_step_policy(&app, &w, 0, 1).await;
+    let sent = alert(&w, &[0]);
+    app.publish(&sent).await;
+
+    let first = app
+        .sink
+        .wait_for("/csirt", 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(first.len(), 1);
+    assert!(app.sink.on("/ciso").is_empty(), "the CISO waits for step 2");
+    let second = app.sink.wait_for("/ciso", 1, Duration::from_secs(10)).await;
+    assert_eq!(second.len(), 1, "step 2 reached the CISO");
+    let waited = second[0].at - first[0].at;
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "step 2 came after the step's wait, not {waited:?}"
+    );
+    assert_eq!(second[0].json()["step"], 2);
+    let n = notification_of(&app, &w, sent.incident_id).await;
+    assert_eq!(org_row(&n, w.orgs[0])["step"], 2);
+    assert_eq!(app.sink.on("/csirt").len(), 1, "step 1 is not repeated");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_acknowledgement_50ms_before_the_wait_ends_stops_the_escalation() {
+    let app = spawn_app().await;
+    let w = world(&app, 1).await;
+    contact(&app, &w, 0, "csirt", "/csirt").await;
+    contact(&app, &w, 0, "ciso", "/ciso").await;
+    two_step_policy(&app, &w, 0, 2).await;
+    let sent = alert(&w, &[0]);
+    app.publish(&sent).await;
+    app.sink
+        .wait_for("/csirt", 1, Duration::from_secs(10))
+        .await;
+    let n = notification_of(&app, &w, sent.incident_id).await;
+    let next: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(org_row(&n, w.orgs[0])["next_escalation_at"].clone())
+            .expect("an escalation is scheduled");
+    let ack_at = next - chrono::Duration::milliseconds(50);
+    tokio::time::sleep(
+        (ack_at - chrono::Utc::now())
+            .to_std()
+            .expect("in the future"),
+    )
+    .await;
+
+    let csirt = token(Role::Csirt, Some(w.orgs[0]));
+    let id = n["id"].as_str().expect("id");
+    let (status, row) = app
+        .post(&format!("/v1/notifications/{id}/ack"), &csirt, json!({}))
+        .await;
+    assert_eq!(status, 200, "{row}");
+    assert!(
+        chrono::Utc::now() < next,
+        "the acknowledgement landed before the wait ended"
+    );
+    assert_eq!(row["state"], "acknowledged");
+    assert_eq!(row["acknowledged_by"], "test-csirt");
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        app.sink.on("/ciso").is_empty(),
+        "nothing after the acknowledgement"
+    );
+    let (_, n) = app
+        .get(&format!("/v1/notifications/{id}"), &w.operator)
+        .await;
+    assert_eq!(n["state"], "acknowledged");
+    assert_eq!(org_row(&n, w.orgs[0])["step"], 1);
+    assert_eq!(org_row(&n, w.orgs[0])["next_escalation_at"], Value::Null);
+    // A second acknowledgement changes nothing.
+    let (status, again) = app
+        .post(
+            &format!("/v1/notifications/{id}/ack"),
+            &w.managers[0],
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(again["acknowledged_by"], "test-csirt");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn no_retry_goes_out_after_an_acknowledgement() {
+    let app = spawn_app_with(|s| {
+        s.contacts.delivery.retry_base_ms = 1_000;
+        s.contacts.delivery.retry_max_ms = 1_000;
+    })
+    .await;
+    let w = world(&app, 1).await;
+    app.sink.answer("/csirt", 503);
+    contact(&app, &w, 0, "csirt", "/csirt").await;
+    let sent = alert(&w, &[0]);
+    app.publish(&sent).await;
+    app.sink
+        .wait_for("/csirt", 1, Duration::from_secs(10))
+        .await;
+    let n = notification_of(&app, &w, sent.incident_id).await;
+    let id = n["id"].as_str().expect("id");
+    let (status, _) = app
+        .post(
+            &format!("/v1/notifications/{id}/ack"),
+            &w.managers[0],
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(app.sink.on("/csirt").len(), 1, "the retry was cancelled");
+    let (_, d) = app
+        .get(&format!("/v1/notifications/{id}/deliveries"), &w.operator)
+        .await;
+    assert_eq!(d["items"][0]["state"], "cancelled", "{d}");
+    assert_eq!(d["items"][0]["attempts"].as_array().map(Vec::len), Some(1));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_mid_wait_still_escalates_exactly_once() {
+    let mut app = spawn_app().await;
+    let w = world(&app, 1).await;
+    contact(&app, &w, 0, "csirt", "/csirt").await;
+    contact(&app, &w, 0, "ciso", "/ciso").await;
+    two_step_policy(&app, &w, 0, 2).await;
+    let sent = alert(&w, &[0]);
+    app.publish(&sent).await;
+    app.sink
+        .wait_for("/csirt", 1, Duration::from_secs(10))
+        .await;
+
+    app.stop_contacts().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.restart_contacts().await;
+
+    let second = app.sink.wait_for("/ciso", 1, Duration::from_secs(10)).await;
+    assert_eq!(second.len(), 1, "the escalation happened after the restart");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(app.sink.on("/ciso").len(), 1, "and only once");
+    assert_eq!(app.sink.on("/csirt").len(), 1, "step 1 was not sent again");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn opening_the_link_does_not_acknowledge_and_posting_it_does() {
+    let app = spawn_app().await;
+    let w = world(&app, 2).await;
+    contact(&app, &w, 0, "csirt", "/a").await;
+    contact(&app, &w, 1, "csirt", "/b").await;
+    let sent = alert(&w, &[0, 1]);
+    app.publish(&sent).await;
+    let got = app.sink.wait_for("/a", 1, Duration::from_secs(10)).await;
+    let link = got[0].json()["ack_url"]
+        .as_str()
+        .expect("ack_url")
+        .to_owned();
+    let path = link
+        .split_once("/ack/")
+        .map(|(_, t)| format!("{}/ack/{t}", app.contacts))
+        .expect("a link");
+
+    let page = app.http.get(&path).send().await.expect("GET");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("page");
+    assert!(html.contains("<form method=\"post\""), "{html}");
+    let n = notification_of(&app, &w, sent.incident_id).await;
+    assert_eq!(org_row(&n, w.orgs[0])["acknowledged_at"], Value::Null);
+
+    let confirm = app.http.post(&path).send().await.expect("POST");
+    assert_eq!(confirm.status(), 200);
+    let id = n["id"].as_str().expect("id");
+    let (_, n) = app
+        .get(&format!("/v1/notifications/{id}"), &w.operator)
+        .await;
+    let a = org_row(&n, w.orgs[0]);
+    assert_eq!(a["state"], "acknowledged");
+    assert_eq!(a["acknowledged_via"], "link");
+    assert!(
+        a["acknowledged_by"]
+            .as_str()
+            .expect("by")
+            .starts_with("contact:")
+    );
+    assert_eq!(
+        org_row(&n, w.orgs[1])["acknowledged_at"],
+        Value::Null,
+        "B is still open"
+    );
+    assert_eq!(n["state"], "open");
+    // Posting again is harmless; a forged link is not found.
+    assert_eq!(
+        app.http.post(&path).send().await.expect("POST").status(),
+        200
+    );
+    let forged = format!("{}x", &path[..path.len() - 1]);
+    assert_eq!(
+        app.http.post(&forged).send().await.expect("POST").status(),
+        404
+    );
+    // Agency B sees only its own row; A's acknowledgement is not its business.
+    let (_, seen_by_b) = app
+        .get(&format!("/v1/notifications/{id}"), &w.managers[1])
+        .await;
+    assert_eq!(seen_by_b["organizations"].as_array().map(Vec::len), Some(1));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_webhook_is_retried_then_escalates() {
+    let app = spawn_app().await;
+    let w = world(&app, 1).await;
+    app.sink.answer("/csirt", 500);
+    contact(&app, &w, 0, "csirt", "/csirt").await;
+    contact(&app, &w, 0, "ciso", "/ciso").await;
+    // A long wait: only the failures can move it on.
+    two_step_policy(&app, &w, 0, 600).await;
+    let sent = alert(&w, &[0]);
+    app.publish(&sent).await;
+
+    let second = app.sink.wait_for("/ciso", 1, Duration::from_secs(10)).await;
+    assert_eq!(second.len(), 1, "the failing channel moved escalation on");
+    assert_eq!(
+        app.sink.on("/csirt").len(),
+        3,
+        "three attempts, then it gave up"
+    );
+    let n = notification_of(&app, &w, sent.incident_id).await;
+    let id = n["id"].as_str().expect("id");
+    let (_, d) = app
+        .get(&format!("/v1/notifications/{id}/deliveries"), &w.operator)
+        .await;
+    let failed = d["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["address"].as_str().is_some_and(|a| a.ends_with("/csirt")))
+        .expect("the CSIRT delivery");
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(failed["last_error"], "HTTP 500");
+    let attempts = failed["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 3);
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["ok"] == false && a["detail"] == "HTTP 500")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn contact_details_are_visible_only_to_their_organisation_and_the_operator() {
+    let app = spawn_app().await;
+    let w = world(&app, 2).await;
+    let a = contact(&app, &w, 0, "csirt", "/a").await;
+    assert_eq!(
+        app.get(&format!("/v1/contacts/{a}"), &w.managers[0])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        app.get(&format!("/v1/contacts/{a}"), &w.operator).await.0,
+        200
+    );
+    assert_eq!(
+        app.get(&format!("/v1/contacts/{a}"), &w.managers[1])
+            .await
+            .0,
+        404
+    );
+    let auditor = token(Role::Auditor, None);
+    assert_eq!(app.get(&format!("/v1/contacts/{a}"), &auditor).await.0, 404);
+    let (_, list) = app.get("/v1/contacts", &w.managers[1]).await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
+    let (status, shown) = app.get(&format!("/v1/contacts/{a}"), &w.operator).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["channels"][0]["secret_set"], true);
+    assert!(
+        shown["channels"][0].get("secret").is_none(),
+        "secrets never leave"
+    );
+
+    // B cannot add to, change or remove A's contacts.
+    let (status, _) = app
+        .post(
+            "/v1/contacts",
+            &w.managers[1],
+            json!({"org_id": w.orgs[0], "name": "Intruder", "role": "csirt", "availability": "both",
+                   "channels": [webhook(&app, "/x")]}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/contacts/{a}"),
+            &w.managers[1],
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    // The operator reads but does not manage.
+    let (status, _) = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/contacts/{a}"),
+            &w.operator,
+            Some(json!({"name": "Renamed"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    // The owner does; a webhook sent back without its secret keeps it.
+    let (status, changed) = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/contacts/{a}"),
+            &w.managers[0],
+            Some(json!({"name": "Renamed", "channels": [{"kind": "webhook", "url": format!("{}/a", app.sink.url)}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["name"], "Renamed");
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/contacts/{a}"),
+            &w.managers[0],
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        app.get(&format!("/v1/contacts/{a}"), &w.managers[0])
+            .await
+            .0,
+        404
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
+    let app = spawn_app().await;
+    let w = world(&app, 1).await;
+    let base = json!({"org_id": w.orgs[0], "name": "Duty", "role": "csirt", "availability": "both",
+                      "channels": [webhook(&app, "/x")]});
+    let cases = [
+        (
+            "channels[0].url",
+            json!({"channels": [{"kind": "webhook", "url": "not a url", "secret": "s3cret-xyz"}]}),
+        ),
+        (
+            "channels[0].secret",
+            json!({"channels": [{"kind": "webhook", "url": "http://x.example/h"}]}),
+        ),
+        (
+            "channels[0].address",
+            json!({"channels": [{"kind": "email", "address": "nobody"}]}),
+        ),
+        ("channels[0].kind", json!({"channels": [{"kind": "pager"}]})),
+        ("channels", json!({"channels": []})),
+        ("role", json!({"role": "boss"})),
+        ("availability", json!({"availability": "sometimes"})),
+        ("time_zone", json!({"time_zone": "Mars/Olympus"})),
+        ("language", json!({"language": "fr"})),
+        ("name", json!({"name": "  "})),
+        ("system_id", json!({"system_id": Uuid::now_v7()})),
+    ];
+    for (field, change) in cases {
+        let mut body = base.clone();
+        for (k, v) in change.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let (status, problem) = app.post("/v1/contacts", &w.managers[0], body).await;
+        assert_eq!(status, 400, "{field}: {problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    let (_, list) = app.get("/v1/contacts", &w.managers[0]).await;
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing stored"
+    );
+
+    let policy = format!("/v1/organizations/{}/escalation-policy", w.orgs[0]);
+    for (field, body) in [
+        (
+            "steps[0].wait_seconds",
+            json!({"steps": [{"targets": [{"kind": "available"}], "wait_seconds": 0}]}),
+        ),
+        (
+            "steps[0].targets[0].role",
+            json!({"steps": [{"targets": [{"kind": "role", "role": "king"}], "wait_seconds": 5}]}),
+        ),
+        (
+            "steps[0].targets[0].contact_id",
+            json!({"steps": [{"targets": [{"kind": "contact", "contact_id": Uuid::now_v7()}], "wait_seconds": 5}]}),
+        ),
+        ("steps", json!({"steps": []})),
+    ] {
+        let (status, problem) = app.put(&policy, &w.managers[0], body).await;
+        assert_eq!(status, 400, "{field}: {problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    let (_, p) = app.get(&policy, &w.managers[0]).await;
+    assert_eq!(p["default"], true, "still the default policy");
+
+    let (status, problem) = app
+        .post(
+            "/v1/drills",
+            &w.operator,
+            json!({"platform_id": w.platform, "repeat_every_hours": 0}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].clone()),
+        (400, json!("repeat_every_hours"))
+    );
+    let map = format!("/v1/platforms/{}/cooperation-map", w.platform);
+    let (status, problem) = app
+        .put(
+            &map,
+            &w.operator,
+            json!({"ordinary": [], "emergency": [
+            {"from": w.op_org, "to": Uuid::now_v7(), "what": "alerts"}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].clone()),
+        (400, json!("emergency[0].to"))
+    );
+    let (status, problem) = app.get("/v1/notifications?state=lost", &w.operator).await;
+    assert_eq!((status, problem["field"].clone()), (400, json!("state")));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_drill_reports_who_acknowledged_how_fast_and_who_bounced() {
+    let app = spawn_app().await;
+    let w = world(&app, 3).await;
+    contact(&app, &w, 0, "csirt", "/a").await;
+    app.sink.answer("/b", 404);
+    let b = contact(&app, &w, 1, "csirt", "/b").await;
+    let c = contact(&app, &w, 2, "csirt", "/c").await;
+
+    let (status, drill) = app
+        .post(
+            "/v1/drills",
+            &w.operator,
+            json!({"platform_id": w.platform}),
+        )
+        .await;
+    assert_eq!(status, 201, "{drill}");
+    let id = drill["id"].as_str().expect("id").to_owned();
+    let got = app.sink.wait_for("/a", 1, Duration::from_secs(10)).await;
+    app.sink.wait_for("/c", 1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json()["subject"], "contacts.drill.started");
+    let link = got[0].json()["ack_url"].as_str().expect("link").to_owned();
+    let path = format!(
+        "{}/ack/{}",
+        app.contacts,
+        link.rsplit('/').next().expect("token")
+    );
+    assert_eq!(
+        app.http.post(&path).send().await.expect("POST").status(),
+        200
+    );
+
+    let mut report = Value::Null;
+    wait_until(Duration::from_secs(10), || async {
+        let (_, d) = app.get(&format!("/v1/drills/{id}"), &w.operator).await;
+        report = d.clone();
+        let orgs = &d["report"][0]["organizations"];
+        orgs.as_array().is_some_and(|o| {
+            o.iter().any(|r| {
+                r["org_id"] == json!(w.orgs[1])
+                    && r["bounced"].as_array().is_some_and(|b| !b.is_empty())
+            })
+        })
+    })
+    .await;
+    let run = &report["report"][0];
+    let row = |org: Uuid| {
+        run["organizations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["org_id"] == json!(org))
+            .cloned()
+            .expect("row")
+    };
+    let a = row(w.orgs[0]);
+    assert_eq!(a["state"], "acknowledged");
+    assert!(a["seconds_to_acknowledge"].as_f64().expect("latency") < 10.0);
+    assert_eq!(row(w.orgs[1])["bounced"], json!([b]));
+    assert_eq!(row(w.orgs[2])["never_answered"], json!([c]));
+    assert_eq!(
+        row(w.op_org)["state"],
+        "unacknowledged",
+        "the operator has no contacts"
+    );
+    let (_, list) = app.get("/v1/drills", &w.operator).await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        app.get(&format!("/v1/drills/{id}"), &w.managers[0]).await.0,
+        404
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_replayed_or_repeated_alert_notifies_each_organisation_once() {
+    let app = spawn_app().await;
+    let w = world(&app, 2).await;
+    contact(&app, &w, 0, "csirt", "/a").await;
+    contact(&app, &w, 1, "csirt", "/b").await;
+    let first = alert(&w, &[0]);
+    let envelope = app.publish(&first).await;
+    app.sink.wait_for("/a", 1, Duration::from_secs(10)).await;
+    // The same event again under a new message id (a replay past the
+    // de-duplication window), then a re-assessment that adds agency 1.
+    let client = async_nats::connect(app.nats.url()).await.expect("nats");
+    let js = async_nats::jetstream::new(client);
+    js.publish(
+        IncidentSpreadRisk::SUBJECT,
+        serde_json::to_vec(&envelope).expect("json").into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored");
+    let mut wider = first.clone();
+    wider.at_risk = alert(&w, &[0, 1]).at_risk;
+    app.publish(&wider).await;
+    app.sink.wait_for("/b", 1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.sink.on("/a").len(), 1, "agency 0 was told once");
+    assert_eq!(app.sink.on("/b").len(), 1);
+    let (_, list) = app
+        .get(
+            "/v1/notifications?subject=emergency.incident.spread_risk",
+            &w.operator,
+        )
+        .await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_cooperation_map_defaults_to_the_platform_and_is_changed_by_its_operator() {
+    let app = spawn_app().await;
+    let w = world(&app, 2).await;
+    let path = format!("/v1/platforms/{}/cooperation-map", w.platform);
+    let (status, map) = app.get(&path, &w.managers[1]).await;
+    assert_eq!(status, 200, "{map}");
+    assert_eq!(map["source"], "default");
+    assert_eq!(map["ordinary"].as_array().map(Vec::len), Some(4));
+    assert_eq!(map["organizations"][w.orgs[0].to_string()], "Agency 0");
+
+    let body = json!({"ordinary": [{"from": w.op_org, "to": w.orgs[0], "what": "rule proposals"}],
+                      "emergency": [{"from": w.orgs[0], "to": w.op_org, "what": "incident reports"}],
+                      "base_version": 0});
+    let (status, _) = app.put(&path, &w.managers[0], body.clone()).await;
+    assert_eq!(status, 403, "only the operator changes it");
+    let (status, saved) = app.put(&path, &w.operator, body.clone()).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(
+        (saved["source"].clone(), saved["version"].clone()),
+        (json!("saved"), json!(1))
+    );
+    let (status, _) = app.put(&path, &w.operator, body).await;
+    assert_eq!(status, 409, "a stale base version");
+
+    let stranger = token(Role::Manager, Some(Uuid::now_v7()));
+    assert_eq!(app.get(&path, &stranger).await.0, 404);
+    app.stop().await;
+}
