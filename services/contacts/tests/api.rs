@@ -238,10 +238,23 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    poll(within, || {
+        let fut = check();
+        async move { fut.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls until `check` yields something.
+async fn poll<T, F, Fut>(within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = tokio::time::Instant::now() + within;
     while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
+        if let Some(found) = check().await {
+            return found;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -301,27 +314,21 @@ fn alert(w: &World, agencies: &[usize]) -> IncidentSpreadRisk {
 
 /// The notification about `incident`, once the contacts service made it.
 async fn notification_of(app: &TestApp, w: &World, incident: Uuid) -> Value {
-    let mut found = Value::Null;
-    wait_until(Duration::from_secs(10), || async {
+    poll(Duration::from_secs(10), || async {
         let (_, list) = app
             .get(
                 "/v1/notifications?subject=emergency.incident.spread_risk",
                 &w.operator,
             )
             .await;
-        if let Some(n) = list["items"]
+        list["items"]
             .as_array()
             .into_iter()
             .flatten()
             .find(|n| n["incident_id"] == json!(incident))
-        {
-            found = n.clone();
-            return true;
-        }
-        false
+            .cloned()
     })
-    .await;
-    found
+    .await
 }
 
 fn org_row<'a>(n: &'a Value, org: Uuid) -> &'a Value {
@@ -921,17 +928,15 @@ async fn a_drill_reports_who_acknowledged_how_fast_and_who_bounced() {
         200
     );
 
-    let mut report = Value::Null;
-    wait_until(Duration::from_secs(10), || async {
+    let report = poll(Duration::from_secs(10), || async {
         let (_, d) = app.get(&format!("/v1/drills/{id}"), &w.operator).await;
-        report = d.clone();
-        let orgs = &d["report"][0]["organizations"];
-        orgs.as_array().is_some_and(|o| {
+        let bounced = d["report"][0]["organizations"].as_array().is_some_and(|o| {
             o.iter().any(|r| {
                 r["org_id"] == json!(w.orgs[1])
                     && r["bounced"].as_array().is_some_and(|b| !b.is_empty())
             })
-        })
+        });
+        bounced.then_some(d)
     })
     .await;
     let run = &report["report"][0];

@@ -112,7 +112,12 @@ impl Dispatcher {
         while let Some(chunk) = outcomes.next().await {
             self.record(chunk).await?;
         }
-        Ok(if full { Round::Full } else { Round::Idle(None) })
+        Ok(if full {
+            Round::Full
+        } else {
+            // Retries scheduled by this round fall due soon.
+            Round::Idle(self.next_due().await?)
+        })
     }
 
     async fn claim(&self, now: DateTime<Utc>) -> Result<Vec<delivery::Model>, DbErr> {
