@@ -1035,3 +1035,98 @@ async fn the_cooperation_map_defaults_to_the_platform_and_is_changed_by_its_oper
     assert_eq!(app.get(&path, &stranger).await.0, 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn after_the_last_step_and_its_repeat_the_operator_is_told() {
+    let app = spawn_app().await;
+    let w = world(&app, 1).await;
+    contact(&app, &w, 0, "csirt", "/csirt").await;
+    // The platform operator's own duty officer.
+    app.create(
+        "/v1/contacts",
+        &w.operator,
+        json!({"org_id": w.op_org, "name": "Platform duty", "role": "operator_on_duty",
+               "availability": "emergency", "channels": [webhook(&app, "/operator")]}),
+    )
+    .await;
+    let (status, _) = app
+        .put(
+            &format!("/v1/organizations/{}/escalation-policy", w.orgs[0]),
+            &w.managers[0],
+            json!({"steps": [{"targets": [{"kind": "role", "role": "csirt"}], "wait_seconds": 1}],
+                   "repeat": 1}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let sent = alert(&w, &[0]);
+    app.publish(&sent).await;
+
+    let told = app
+        .sink
+        .wait_for("/operator", 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(told.len(), 1, "the operator heard of the silence");
+    let body = told[0].json();
+    assert_eq!(body["subject"], "contacts.notification.exhausted");
+    assert!(body["title"].as_str().expect("title").contains("Agency 0"));
+    assert_eq!(
+        app.sink.on("/csirt").len(),
+        2,
+        "the step, then its one repeat"
+    );
+    let n = notification_of(&app, &w, sent.incident_id).await;
+    assert_eq!(n["state"], "unacknowledged");
+    let row = org_row(&n, w.orgs[0]);
+    assert_eq!(row["state"], "unacknowledged");
+    assert_eq!(row["next_escalation_at"], Value::Null);
+    // A late acknowledgement is still recorded.
+    let id = n["id"].as_str().expect("id");
+    let (status, late) = app
+        .post(
+            &format!("/v1/notifications/{id}/ack"),
+            &w.managers[0],
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, late["state"].clone()),
+        (200, json!("acknowledged"))
+    );
+    let (_, n) = app
+        .get(&format!("/v1/notifications/{id}"), &w.operator)
+        .await;
+    assert_eq!(n["state"], "acknowledged");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_organisation_with_nobody_to_tell_is_reported_at_once() {
+    let app = spawn_app().await;
+    let w = world(&app, 2).await;
+    contact(&app, &w, 1, "csirt", "/b").await;
+    let sent = alert(&w, &[0, 1]);
+    app.publish(&sent).await;
+    app.sink.wait_for("/b", 1, Duration::from_secs(10)).await;
+    let n = notification_of(&app, &w, sent.incident_id).await;
+    assert_eq!(
+        org_row(&n, w.orgs[0])["state"],
+        "unacknowledged",
+        "agency 0 has no contacts"
+    );
+    assert_eq!(org_row(&n, w.orgs[1])["state"], "delivered");
+    assert_eq!(n["state"], "open", "agency 1 is still being escalated");
+    // The operator has a notice about agency 0 (its own contacts are none,
+    // so that one is unacknowledged too, and goes no further).
+    let (_, list) = app
+        .get(
+            "/v1/notifications?subject=contacts.notification.exhausted",
+            &w.operator,
+        )
+        .await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(
+        org_row(&list["items"][0], w.op_org)["state"],
+        "unacknowledged"
+    );
+    app.stop().await;
+}

@@ -325,6 +325,11 @@ impl WebhookSink {
         self.got.lock().len()
     }
 
+    /// When each request after the first `skip` arrived.
+    pub fn received_since(&self, skip: usize) -> Vec<std::time::Instant> {
+        self.got.lock().iter().skip(skip).map(|r| r.at).collect()
+    }
+
     /// Waits up to `within` for at least `n` requests on `path`.
     pub async fn wait_for(
         &self,
