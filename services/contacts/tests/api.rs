@@ -1107,13 +1107,21 @@ async fn an_organisation_with_nobody_to_tell_is_reported_at_once() {
     let sent = alert(&w, &[0, 1]);
     app.publish(&sent).await;
     app.sink.wait_for("/b", 1, Duration::from_secs(10)).await;
-    let n = notification_of(&app, &w, sent.incident_id).await;
+    let id = notification_of(&app, &w, sent.incident_id).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // The delivery is recorded just after the receiver answered.
+    let n = poll(Duration::from_secs(5), || async {
+        let (_, n) = app.get(&format!("/v1/notifications/{id}"), &w.operator).await;
+        (org_row(&n, w.orgs[1])["state"] == "delivered").then_some(n)
+    })
+    .await;
     assert_eq!(
         org_row(&n, w.orgs[0])["state"],
         "unacknowledged",
         "agency 0 has no contacts"
     );
-    assert_eq!(org_row(&n, w.orgs[1])["state"], "delivered");
     assert_eq!(n["state"], "open", "agency 1 is still being escalated");
     // The operator has a notice about agency 0 (its own contacts are none,
     // so that one is unacknowledged too, and goes no further).

@@ -329,6 +329,12 @@ impl Dispatcher {
                     delivery::Column::State,
                     Expr::value(DeliveryState::Failed.as_str()),
                 );
+            } else if !still_open(&txn, o.delivery.recipient_id).await? {
+                // Acknowledged while this attempt was under way: no retry.
+                update = update.col_expr(
+                    delivery::Column::State,
+                    Expr::value(DeliveryState::Cancelled.as_str()),
+                );
             } else {
                 let wait = backoff(
                     attempts as u32,
@@ -499,6 +505,15 @@ pub enum Round {
     Full,
     /// Nothing more now; the next is due then (if known).
     Idle(Option<DateTime<Utc>>),
+}
+
+/// Whether the organisation a delivery is for is still being escalated.
+async fn still_open<C: ConnectionTrait>(conn: &C, recipient_id: Uuid) -> Result<bool, DbErr> {
+    Ok(recipient::Entity::find_by_id(recipient_id)
+        .one(conn)
+        .await?
+        .and_then(|r| OrgState::parse(&r.state))
+        .is_some_and(OrgState::open))
 }
 
 /// A delivery gave up: when it was the last hope of its organisation's
