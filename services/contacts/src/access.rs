@@ -47,6 +47,7 @@ pub async fn operates_for(
     let on = system::Entity::find()
         .filter(system::Column::PlatformId.is_in(platforms))
         .filter(system::Column::OwnerOrgId.eq(org))
+        .filter(system::Column::Lifecycle.ne("retired"))
         .count(&state.db.read)
         .await
         .map_err(db)?;
@@ -60,6 +61,51 @@ pub async fn sees_contacts_of(
     org: Uuid,
 ) -> Result<bool, ApiError> {
     Ok(who.org == Some(org) || operates_for(state, who, org).await?)
+}
+
+/// Systems on the platforms `who` operates (none for anyone else).
+pub async fn operated_systems(
+    state: &ContactsState,
+    who: &Identity,
+) -> Result<Vec<Uuid>, ApiError> {
+    let (Some(mine), true) = (who.org, who.has(Role::Operator)) else {
+        return Ok(Vec::new());
+    };
+    let platforms = store::platforms_operated_by(&state.db.read, mine)
+        .await
+        .map_err(db)?;
+    if platforms.is_empty() {
+        return Ok(Vec::new());
+    }
+    system::Entity::find()
+        .filter(system::Column::PlatformId.is_in(platforms))
+        .filter(system::Column::Lifecycle.ne("retired"))
+        .all(&state.db.read)
+        .await
+        .map(|systems| systems.into_iter().map(|s| s.id).collect())
+        .map_err(db)
+}
+
+/// Whether `who` may see one contact: its organisation's own, or the
+/// operator of a platform the organisation is on, for contacts of the whole
+/// organisation or of a system on that platform (not of its systems on
+/// other operators' platforms).
+pub async fn sees_contact(
+    state: &ContactsState,
+    who: &Identity,
+    org: Uuid,
+    system_id: Option<Uuid>,
+) -> Result<bool, ApiError> {
+    if who.org == Some(org) {
+        return Ok(true);
+    }
+    if !operates_for(state, who, org).await? {
+        return Ok(false);
+    }
+    Ok(match system_id {
+        None => true,
+        Some(s) => operated_systems(state, who).await?.contains(&s),
+    })
 }
 
 /// `org` if `who` manages its contacts: 404 when it may not even see

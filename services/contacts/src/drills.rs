@@ -113,6 +113,23 @@ pub async fn run_due<C: ConnectionTrait>(
     Ok(due.len())
 }
 
+/// Stops a drill's schedule; its runs and their reports stay.
+pub async fn stop<C: ConnectionTrait>(conn: &C, drill_id: Uuid) -> Result<(), DbErr> {
+    drill::Entity::update_many()
+        .col_expr(
+            drill::Column::NextRunAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            drill::Column::RepeatEveryHours,
+            Expr::value(Option::<i32>::None),
+        )
+        .filter(drill::Column::Id.eq(drill_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn next_due<C: ConnectionTrait>(conn: &C) -> Result<Option<DateTime<Utc>>, DbErr> {
     Ok(drill::Entity::find()
         .filter(drill::Column::NextRunAt.is_not_null())
@@ -166,11 +183,29 @@ pub struct RunReport {
     pub organizations: Vec<OrganizationOutcome>,
 }
 
-/// The report of every run of `drill_id`, newest first.
-pub async fn report<C: ConnectionTrait>(conn: &C, drill_id: Uuid) -> Result<Vec<RunReport>, DbErr> {
+/// Removes contact details (names, addresses, errors naming them) from a
+/// report, for readers who may see outcomes but not the people.
+pub fn redact(runs: &mut [RunReport]) {
+    for run in runs {
+        for org in &mut run.organizations {
+            for c in &mut org.contacts {
+                c.name.clear();
+                c.failures.clear();
+            }
+        }
+    }
+}
+
+/// The report of the latest `limit` runs of `drill_id`, newest first.
+pub async fn report<C: ConnectionTrait>(
+    conn: &C,
+    drill_id: Uuid,
+    limit: u64,
+) -> Result<Vec<RunReport>, DbErr> {
     let runs = notification::Entity::find()
         .filter(notification::Column::DrillId.eq(drill_id))
         .order_by_desc(notification::Column::Id)
+        .limit(limit)
         .all(conn)
         .await?;
     let mut reports = Vec::with_capacity(runs.len());
@@ -191,6 +226,8 @@ pub async fn report<C: ConnectionTrait>(conn: &C, drill_id: Uuid) -> Result<Vec<
             .order_by_asc(delivery::Column::Id)
             .all(conn)
             .await?;
+        let names =
+            store::org_names(conn, &orgs.iter().map(|r| r.org_id).collect::<Vec<_>>()).await?;
         let mut by_org: HashMap<Uuid, Vec<&delivery::Model>> = HashMap::new();
         for d in &deliveries {
             by_org.entry(d.recipient_id).or_default().push(d);
@@ -226,9 +263,12 @@ pub async fn report<C: ConnectionTrait>(conn: &C, drill_id: Uuid) -> Result<Vec<
                     ));
                 }
             }
+            // Acknowledged through the API: the organisation answered, but
+            // not through any one contact's link; nobody "never answered".
+            let via_api = r.acknowledged_via.as_deref() == Some("api");
             organizations.push(OrganizationOutcome {
                 org_id: r.org_id,
-                name: store::org_name(conn, r.org_id).await?,
+                name: names.get(&r.org_id).cloned().unwrap_or_default(),
                 state: r.state.clone(),
                 acknowledged_by: r.acknowledged_by.clone(),
                 acknowledged_at: r.acknowledged_at,
@@ -238,7 +278,7 @@ pub async fn report<C: ConnectionTrait>(conn: &C, drill_id: Uuid) -> Result<Vec<
                 step: r.step as u32 + 1,
                 never_answered: contacts
                     .iter()
-                    .filter(|c| c.delivered && !c.answered)
+                    .filter(|c| c.delivered && !c.answered && !via_api)
                     .map(|c| c.contact_id)
                     .collect(),
                 bounced: contacts

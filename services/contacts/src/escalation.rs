@@ -213,22 +213,18 @@ async fn open_one<C: ConnectionTrait>(
     if state != NotificationState::Open {
         set_state(conn, notification_id, state, now).await?;
     }
-    let mut follow_ups = Vec::new();
-    for (org, _) in &exhausted {
-        if let Some(org) = org
-            && let Some(tell) = tell_operator(
-                conn,
-                &opening.notice,
-                opening.platform_id,
-                opening.drill_id,
-                *org,
-                &opening.topic,
-            )
-            .await?
-        {
-            follow_ups.push(tell);
-        }
-    }
+    let silent: Vec<Uuid> = exhausted.iter().filter_map(|(org, _)| *org).collect();
+    let follow_ups = tell_operator(
+        conn,
+        &opening.notice,
+        opening.platform_id,
+        opening.drill_id,
+        &silent,
+        &opening.topic,
+    )
+    .await?
+    .into_iter()
+    .collect();
     tracing::debug!(%notification_id, orgs = org_ids.len(), deliveries = delivery_count, "notification opened");
     Ok((
         Some(Opened {
@@ -304,7 +300,7 @@ fn plan<'a>(
     let candidates: Vec<_> = contacts.iter().map(|c| c.candidate.clone()).collect();
     let mut at = start;
     let mut skipped = Vec::new();
-    for _ in 0..policy.steps.len() {
+    for tried in 1..=policy.steps.len() {
         let Some(step) = policy.step(at) else { break };
         let ids = recipients(step, &candidates, systems, condition, now);
         if !ids.is_empty() {
@@ -320,20 +316,28 @@ fn plan<'a>(
                 next_at: Some(now + chrono::Duration::seconds(i64::from(step.wait_seconds))),
             };
         }
+        // A whole round with nobody to tell ends it: the next would find
+        // nobody either.
         match policy.after(at) {
-            Some(next) => {
+            Some(next) if tried < policy.steps.len() => {
                 skipped.push((next, "no_recipients"));
                 at = next;
             }
-            None => break,
+            _ => break,
         }
     }
-    Plan {
-        position: at,
-        told: Vec::new(),
-        skipped,
-        exhausted: true,
-        next_at: None,
+    Plan::exhausted(at, skipped)
+}
+
+impl<'a> Plan<'a> {
+    fn exhausted(position: Position, skipped: Vec<(Position, &'static str)>) -> Plan<'a> {
+        Plan {
+            position,
+            told: Vec::new(),
+            skipped,
+            exhausted: true,
+            next_at: None,
+        }
     }
 }
 
@@ -346,35 +350,48 @@ fn escalated_event(about: NotificationRef, at: Position, reason: &str) -> Notifi
     }
 }
 
-/// The notice to the platform operator that `org` never acknowledged, unless
-/// that would be pointless: the operator itself, a drill (its report says
-/// it), or a notice of that kind already.
+/// The notice to the platform operator that `silent` organisations never
+/// acknowledged (one notice for all of them), unless that would be
+/// pointless: the operator itself, a drill (its report says it), or a
+/// notice of that kind already.
 async fn tell_operator<C: ConnectionTrait>(
     conn: &C,
     notice: &Notice,
     platform_id: Option<Uuid>,
     drill_id: Option<Uuid>,
-    org: Uuid,
+    silent: &[Uuid],
     topic: &str,
 ) -> Result<Option<Opening>, DbErr> {
-    if drill_id.is_some() || matches!(notice, Notice::Unacknowledged { .. }) {
+    if silent.is_empty() || drill_id.is_some() || matches!(notice, Notice::Unacknowledged { .. }) {
         return Ok(None);
     }
     let Some(platform_id) = platform_id else {
         return Ok(None);
     };
     let Some(platform) = store::platform(conn, platform_id).await? else {
+        tracing::error!(%platform_id, ?silent, "organisations never acknowledged, but the platform (and so its operator) is unknown here");
         return Ok(None);
     };
-    if platform.owner_org_id == org {
+    let others: Vec<Uuid> = silent
+        .iter()
+        .copied()
+        .filter(|o| *o != platform.owner_org_id)
+        .collect();
+    if others.is_empty() {
         return Ok(None);
     }
+    let names = store::org_names(conn, &others).await?;
     Ok(Some(Opening {
         subject: renkei_bus::subjects::CONTACTS_NOTIFICATION_EXHAUSTED.to_owned(),
-        topic: format!("{topic}/unacknowledged/{org}"),
+        topic: format!("{topic}/unacknowledged/{}", Uuid::now_v7()),
         notice: Notice::Unacknowledged {
-            organization: store::org_name(conn, org).await?,
-            title: notice.title(crate::domain::Language::Ja),
+            organizations: others
+                .iter()
+                .map(|o| names.get(o).cloned().unwrap_or_else(|| o.to_string()))
+                .collect(),
+            title_ja: notice.title(crate::domain::Language::Ja),
+            title_en: notice.title(crate::domain::Language::En),
+            emergency: notice.condition() == Condition::Emergency,
         },
         platform_id: Some(platform_id),
         incident_id: None,
@@ -399,12 +416,19 @@ async fn set_state<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Recomputes a notification's state from its organisations'.
+/// Recomputes a notification's state from its organisations'. The
+/// notification row is locked first, so that two organisations settling at
+/// once (one acknowledging, one exhausted) are counted one after the other
+/// and the second sees the first.
 pub async fn refresh_state<C: ConnectionTrait>(
     conn: &C,
     notification_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<NotificationState, DbErr> {
+    notification::Entity::find_by_id(notification_id)
+        .lock(LockType::Update)
+        .one(conn)
+        .await?;
     let states: Vec<String> = recipient::Entity::find()
         .select_only()
         .column(recipient::Column::State)
@@ -484,17 +508,15 @@ pub async fn acknowledge<C: ConnectionTrait>(
         .filter(recipient::Column::Id.eq(r.id))
         .exec(conn)
         .await?;
-    // Nothing goes out after an acknowledgement: what waits is cancelled
-    // here, and the dispatcher claims only deliveries of open organisations.
-    delivery::Entity::update_many()
-        .col_expr(
-            delivery::Column::State,
-            Expr::value(DeliveryState::Cancelled.as_str()),
-        )
-        .filter(delivery::Column::RecipientId.eq(r.id))
-        .filter(delivery::Column::State.eq(DeliveryState::Pending.as_str()))
-        .exec(conn)
-        .await?;
+    // Nothing goes out after an acknowledgement: what waits, and what a
+    // dispatcher has claimed but not yet sent (it checks right before
+    // sending), is cancelled here.
+    cancel_outstanding(
+        conn,
+        r.id,
+        &[DeliveryState::Pending, DeliveryState::Sending],
+    )
+    .await?;
     let (about, n) = about(conn, &r).await?;
     outbox
         .stage(
@@ -545,8 +567,11 @@ pub async fn advance_due<C: ConnectionTrait>(
     }
     let orgs: Vec<Uuid> = due.iter().map(|r| r.org_id).collect();
     let contacts = store::contacts_of(conn, &orgs).await?;
+    let failed = failed_steps(conn, &due).await?;
     let mut notices: HashMap<Uuid, (NotificationRef, notification::Model)> = HashMap::new();
-    let mut follow_ups = Vec::new();
+    // Organisations exhausted now, by notification: one notice each to
+    // the operator, and one state refresh each.
+    let mut silent: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for r in &due {
         let (about, n) = match notices.get(&r.notification_id) {
             Some(found) => found.clone(),
@@ -560,15 +585,28 @@ pub async fn advance_due<C: ConnectionTrait>(
             organization_id: r.org_id,
             ..about
         };
-        let policy: Policy = from_column("escalation policy", &r.policy)?;
-        let systems: Vec<Uuid> = from_column("systems concerned", &r.systems)?;
-        let notice: Notice = from_column("notice", &n.notice)?;
-        let condition = Condition::parse(&n.condition).unwrap_or(Condition::Emergency);
+        let (policy, systems, condition) = match readable(r, &n) {
+            Ok(read) => read,
+            Err(error) => {
+                // One unreadable row must not hold up every escalation:
+                // it is parked (no timer) and reported.
+                tracing::error!(recipient = %r.id, %error, "escalation row cannot be read; parked");
+                recipient::Entity::update_many()
+                    .col_expr(
+                        recipient::Column::NextAt,
+                        Expr::value(Option::<DateTime<Utc>>::None),
+                    )
+                    .filter(recipient::Column::Id.eq(r.id))
+                    .exec(conn)
+                    .await?;
+                continue;
+            }
+        };
         let at = Position {
             step: r.step as u32,
             round: r.round as u32,
         };
-        let reason = if step_failed(conn, r).await? {
+        let reason = if failed.contains(&r.id) {
             "delivery_failed"
         } else {
             "timeout"
@@ -586,13 +624,7 @@ pub async fn advance_due<C: ConnectionTrait>(
                 p.skipped.insert(0, (next, reason));
                 p
             }
-            None => Plan {
-                position: at,
-                told: Vec::new(),
-                skipped: Vec::new(),
-                exhausted: true,
-                next_at: None,
-            },
+            None => Plan::exhausted(at, Vec::new()),
         };
         let events: Vec<_> = plan
             .skipped
@@ -635,6 +667,9 @@ pub async fn advance_due<C: ConnectionTrait>(
         }
         update.exec(conn).await?;
         if plan.exhausted {
+            // Retries still waiting would reach nobody who is expected to
+            // answer any more; they are closed, not left pending.
+            cancel_outstanding(conn, r.id, &[DeliveryState::Pending]).await?;
             outbox
                 .stage(
                     conn,
@@ -645,39 +680,94 @@ pub async fn advance_due<C: ConnectionTrait>(
                     },
                 )
                 .await?;
-            refresh_state(conn, r.notification_id, now).await?;
-            if let Some(tell) =
-                tell_operator(conn, &notice, n.platform_id, n.drill_id, r.org_id, &n.topic).await?
-            {
-                follow_ups.push(tell);
-            }
+            silent.entry(r.notification_id).or_default().push(r.org_id);
         }
     }
-    for tell in follow_ups {
-        open(conn, outbox, tell, now).await?;
+    for (notification_id, orgs) in silent {
+        refresh_state(conn, notification_id, now).await?;
+        let Some((_, n)) = notices.get(&notification_id) else {
+            continue;
+        };
+        let notice: Notice = from_column("notice", &n.notice)?;
+        if let Some(tell) =
+            tell_operator(conn, &notice, n.platform_id, n.drill_id, &orgs, &n.topic).await?
+        {
+            open(conn, outbox, tell, now).await?;
+        }
     }
     Ok(due.len())
 }
 
-/// Whether every delivery of the organisation's current step failed: then
-/// the step is dead and waiting out its timer helps nobody.
-async fn step_failed<C: ConnectionTrait>(conn: &C, r: &recipient::Model) -> Result<bool, DbErr> {
-    let states: Vec<String> = delivery::Entity::find()
-        .select_only()
-        .column(delivery::Column::State)
-        .filter(delivery::Column::RecipientId.eq(r.id))
-        .filter(delivery::Column::Step.eq(r.step))
-        .filter(delivery::Column::Round.eq(r.round))
-        .into_tuple()
-        .all(conn)
+/// A recipient row's policy, systems and condition, read back.
+fn readable(
+    r: &recipient::Model,
+    n: &notification::Model,
+) -> Result<(Policy, Vec<Uuid>, Condition), DbErr> {
+    let policy: Policy = from_column("escalation policy", &r.policy)?;
+    let systems: Vec<Uuid> = from_column("systems concerned", &r.systems)?;
+    let condition = Condition::parse(&n.condition)
+        .ok_or_else(|| renkei_store::json::corrupt("condition", &n.condition))?;
+    Ok((policy, systems, condition))
+}
+
+/// Closes an organisation's deliveries that are in `states`.
+async fn cancel_outstanding<C: ConnectionTrait>(
+    conn: &C,
+    recipient_id: Uuid,
+    states: &[DeliveryState],
+) -> Result<(), DbErr> {
+    delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::State,
+            Expr::value(DeliveryState::Cancelled.as_str()),
+        )
+        .filter(delivery::Column::RecipientId.eq(recipient_id))
+        .filter(delivery::Column::State.is_in(states.iter().map(|s| s.as_str())))
+        .exec(conn)
         .await?;
-    Ok(!states.is_empty() && states.iter().all(|s| s == DeliveryState::Failed.as_str()))
+    Ok(())
+}
+
+/// Which of `due` had every delivery of their current step fail (one query).
+async fn failed_steps<C: ConnectionTrait>(
+    conn: &C,
+    due: &[recipient::Model],
+) -> Result<std::collections::HashSet<Uuid>, DbErr> {
+    let current: HashMap<Uuid, (i32, i32)> =
+        due.iter().map(|r| (r.id, (r.step, r.round))).collect();
+    let mut all_failed: HashMap<Uuid, bool> = HashMap::new();
+    for chunk in due.chunks(300) {
+        let rows: Vec<(Uuid, i32, i32, String)> = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::RecipientId)
+            .column(delivery::Column::Step)
+            .column(delivery::Column::Round)
+            .column(delivery::Column::State)
+            .filter(delivery::Column::RecipientId.is_in(chunk.iter().map(|r| r.id)))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        for (recipient, step, round, state) in rows {
+            if current.get(&recipient) == Some(&(step, round)) {
+                let failed = state == DeliveryState::Failed.as_str();
+                *all_failed.entry(recipient).or_insert(true) &= failed;
+            }
+        }
+    }
+    Ok(all_failed
+        .into_iter()
+        .filter_map(|(id, failed)| failed.then_some(id))
+        .collect())
 }
 
 /// When the next escalation timer runs out, if any runs.
 pub async fn next_due<C: ConnectionTrait>(conn: &C) -> Result<Option<DateTime<Utc>>, DbErr> {
     Ok(recipient::Entity::find()
         .filter(recipient::Column::NextAt.is_not_null())
+        .filter(
+            recipient::Column::State
+                .is_in([OrgState::Notifying.as_str(), OrgState::Delivered.as_str()]),
+        )
         .order_by_asc(recipient::Column::NextAt)
         .one(conn)
         .await?

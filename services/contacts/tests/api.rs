@@ -1113,7 +1113,9 @@ async fn an_organisation_with_nobody_to_tell_is_reported_at_once() {
         .to_owned();
     // The delivery is recorded just after the receiver answered.
     let n = poll(Duration::from_secs(5), || async {
-        let (_, n) = app.get(&format!("/v1/notifications/{id}"), &w.operator).await;
+        let (_, n) = app
+            .get(&format!("/v1/notifications/{id}"), &w.operator)
+            .await;
         (org_row(&n, w.orgs[1])["state"] == "delivered").then_some(n)
     })
     .await;
@@ -1136,5 +1138,100 @@ async fn an_organisation_with_nobody_to_tell_is_reported_at_once() {
         org_row(&list["items"][0], w.op_org)["state"],
         "unacknowledged"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn readers_of_everything_see_outcomes_but_not_contact_details() {
+    let app = spawn_app().await;
+    let w = world(&app, 2).await;
+    contact(&app, &w, 0, "csirt", "/a").await;
+    let sent = alert(&w, &[0]);
+    app.publish(&sent).await;
+    app.sink.wait_for("/a", 1, Duration::from_secs(10)).await;
+    let id = notification_of(&app, &w, sent.incident_id).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let auditor = token(Role::Auditor, Some(Uuid::now_v7()));
+    let (status, d) = app
+        .get(&format!("/v1/notifications/{id}/deliveries"), &auditor)
+        .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(
+        d["items"][0]["address"], "",
+        "no webhook URL for the auditor"
+    );
+    assert_eq!(d["items"][0]["contact_name"], "");
+    let (_, d) = app
+        .get(&format!("/v1/notifications/{id}/deliveries"), &w.operator)
+        .await;
+    assert!(
+        d["items"][0]["address"]
+            .as_str()
+            .expect("address")
+            .ends_with("/a")
+    );
+    // An auditor changes nothing, acknowledgements included.
+    let (status, _) = app
+        .post(&format!("/v1/notifications/{id}/ack"), &auditor, json!({}))
+        .await;
+    assert_eq!(status, 403);
+    // Which other organisations were told is not a member's business.
+    let (status, _) = app
+        .get(
+            &format!("/v1/notifications?org_id={}", w.orgs[0]),
+            &w.managers[1],
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (_, mine) = app.get("/v1/notifications", &w.managers[1]).await;
+    assert_eq!(
+        mine["items"].as_array().map(Vec::len),
+        Some(0),
+        "agency 1 was not told"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeating_drill_is_scheduled_and_can_be_stopped() {
+    let app = spawn_app().await;
+    let w = world(&app, 1).await;
+    contact(&app, &w, 0, "csirt", "/a").await;
+    let (status, drill) = app
+        .post(
+            "/v1/drills",
+            &w.operator,
+            json!({"platform_id": w.platform, "repeat_every_hours": 24}),
+        )
+        .await;
+    assert_eq!(status, 201, "{drill}");
+    assert_eq!(drill["runs"], 1);
+    let next: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(drill["next_run_at"].clone()).expect("a next run");
+    let in_a_day = chrono::Utc::now() + chrono::Duration::hours(24);
+    assert!((next - in_a_day).num_seconds().abs() < 60, "{next}");
+    let id = drill["id"].as_str().expect("id");
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/drills/{id}"),
+            &w.managers[0],
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "only the operator sees and stops it");
+    let (status, stopped) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/drills/{id}"),
+            &w.operator,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{stopped}");
+    assert_eq!(stopped["next_run_at"], Value::Null);
+    assert_eq!(stopped["runs"], 1, "its run and report stay");
     app.stop().await;
 }

@@ -27,6 +27,11 @@ pub fn valid_name(field: &str, value: &str, max: usize) -> Result<String, Invali
     if trimmed.is_empty() {
         return Err(Invalid::new(field, "must not be empty"));
     }
+    // Control characters (NUL above all, which PostgreSQL refuses in text)
+    // belong in no name; line breaks neither.
+    if trimmed.chars().any(char::is_control) {
+        return Err(Invalid::new(field, "must not contain control characters"));
+    }
     if trimmed.chars().count() > max {
         return Err(Invalid::new(
             field,
@@ -67,6 +72,7 @@ mod tests {
             "name"
         );
         assert!(valid_name("name", "日本語の名前です", 5).is_err());
+        assert!(valid_name("name", "a\u{0}b", 5).is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike as _, Utc};
 use futures::StreamExt as _;
 use renkei_bus::Outbox;
 use renkei_bus::contracts::contacts::{NotificationDelivered, NotificationRef};
@@ -21,7 +21,7 @@ use renkei_store::json::from_column;
 use sea_orm::sea_query::{Expr, ExprTrait as _, LockBehavior, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition as Where, ConnectionTrait, DbErr, EntityTrait,
-    PaginatorTrait as _, QueryFilter, QueryOrder, QuerySelect, QueryTrait as _, TransactionTrait,
+    PaginatorTrait as _, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -34,13 +34,18 @@ use crate::domain::{Channel, DeliveryState, Language, Notice, OrgState};
 use crate::links::AckLinks;
 use crate::store::{self, attempt, delivery, notification, recipient};
 
-/// Deliveries claimed per round.
-const CLAIM: u64 = 500;
+/// Deliveries claimed per round, in waves of `concurrency` sends.
+const CLAIM_WAVES: u64 = 4;
 /// Outcomes recorded per transaction.
 const RECORD: usize = 250;
 /// The longest the dispatcher sleeps without looking (a safety net; it is
 /// woken whenever deliveries are created).
 const SWEEP: Duration = Duration::from_secs(30);
+/// The shortest idle sleep.
+const MIN_SLEEP: Duration = Duration::from_millis(20);
+/// Tries of recording a batch of outcomes before the round gives up (its
+/// claims then run out and the deliveries are sent again).
+const RECORD_TRIES: u32 = 5;
 
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -68,12 +73,14 @@ impl Dispatcher {
         loop {
             let sleep = match self.round().await {
                 Ok(Round::Full) => Duration::ZERO,
+                // A floor, so that something due but not claimable (a
+                // replica holds it) is not polled in a tight loop.
                 Ok(Round::Idle(next)) => next
                     .map(|at| {
                         (at - Utc::now())
                             .to_std()
                             .unwrap_or(Duration::ZERO)
-                            .min(SWEEP)
+                            .clamp(MIN_SLEEP, SWEEP)
                     })
                     .unwrap_or(SWEEP),
                 Err(error) => {
@@ -95,23 +102,49 @@ impl Dispatcher {
         }
     }
 
-    /// Claims what is due, sends it and records the outcomes.
+    /// Claims what is due, sends it and records the outcomes. Sending and
+    /// recording overlap: outcomes go to the recorder as they come, and new
+    /// sends start while a batch is being written.
     #[tracing::instrument(skip_all, fields(claimed = tracing::field::Empty))]
     pub async fn round(&self) -> anyhow::Result<Round> {
-        let claimed = self.claim(Utc::now()).await?;
+        let claim = CLAIM_WAVES * self.settings.concurrency as u64;
+        let (claimed, lease) = self.claim(Utc::now(), claim).await?;
         tracing::Span::current().record("claimed", claimed.len());
         if claimed.is_empty() {
             return Ok(Round::Idle(self.next_due().await?));
         }
-        let full = claimed.len() as u64 == CLAIM;
+        let full = claimed.len() as u64 == claim;
         let prepared = self.prepare(claimed).await?;
-        let mut outcomes = futures::stream::iter(prepared)
-            .map(|(delivery, message)| self.attempt(delivery, message))
-            .buffer_unordered(self.settings.concurrency)
-            .ready_chunks(RECORD);
-        while let Some(chunk) = outcomes.next().await {
-            self.record(chunk).await?;
-        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outcome>(RECORD * 2);
+        let send = async move {
+            futures::stream::iter(prepared)
+                .map(|(delivery, message)| self.attempt(delivery, message, lease))
+                .buffer_unordered(self.settings.concurrency)
+                .for_each(|outcome| {
+                    let tx = tx.clone();
+                    async move {
+                        if let Some(o) = outcome {
+                            let _ = tx.send(o).await;
+                        }
+                    }
+                })
+                .await;
+        };
+        let record = async {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < RECORD {
+                    match rx.try_recv() {
+                        Ok(o) => batch.push(o),
+                        Err(_) => break,
+                    }
+                }
+                self.record_with_retries(batch, lease).await?;
+            }
+            anyhow::Ok(())
+        };
+        let ((), recorded) = tokio::join!(send, record);
+        recorded?;
         Ok(if full {
             Round::Full
         } else {
@@ -120,16 +153,46 @@ impl Dispatcher {
         })
     }
 
-    async fn claim(&self, now: DateTime<Utc>) -> Result<Vec<delivery::Model>, DbErr> {
+    async fn record_with_retries(
+        &self,
+        batch: Vec<Outcome>,
+        lease: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let mut tries = 0;
+        loop {
+            match self.record(&batch, lease).await {
+                Ok(()) => return Ok(()),
+                Err(error) if tries + 1 < RECORD_TRIES => {
+                    tries += 1;
+                    tracing::warn!(%error, tries, "outcomes not recorded yet; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(tries))).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Claims up to `limit` due deliveries (new, retries, and claims whose
+    /// sender died) until the returned lease runs out; the lease also tells
+    /// this claim's outcomes from a later claim's.
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<(Vec<delivery::Model>, DateTime<Utc>), DbErr> {
+        // Long enough for every wave of the round to run into its timeout
+        // (an SMTP exchange gets the timeout per command: margin).
+        let waves = limit.div_ceil(self.settings.concurrency.max(1) as u64);
+        let per_wave = self.settings.timeout_ms.saturating_mul(2);
+        let lease =
+            now + chrono::Duration::milliseconds(
+                i64::try_from(waves.saturating_mul(per_wave)).unwrap_or(i64::MAX / 4),
+            ) + chrono::Duration::seconds(30);
+        // Stored and compared exactly: whole milliseconds on every database.
+        let lease = lease
+            .with_nanosecond(lease.timestamp_subsec_millis() * 1_000_000)
+            .unwrap_or(lease);
         let txn = self.db.write.begin().await?;
-        let open = recipient::Entity::find()
-            .select_only()
-            .column(recipient::Column::Id)
-            .filter(
-                recipient::Column::State
-                    .is_in([OrgState::Notifying.as_str(), OrgState::Delivered.as_str()]),
-            )
-            .into_query();
         let due = delivery::Entity::find()
             .filter(
                 Where::any()
@@ -144,33 +207,24 @@ impl Dispatcher {
                             .add(delivery::Column::LeaseUntil.lt(now)),
                     ),
             )
-            .filter(delivery::Column::RecipientId.in_subquery(open))
             .order_by_asc(delivery::Column::NextAttemptAt)
-            .limit(CLAIM)
+            .limit(limit)
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .all(&txn)
             .await?;
-        if !due.is_empty() {
-            // Long enough for every attempt of the round to finish.
-            let lease =
-                now + chrono::Duration::milliseconds(
-                    i64::try_from(self.settings.timeout_ms.saturating_mul(4))
-                        .unwrap_or(i64::MAX / 2),
-                ) + chrono::Duration::seconds(30);
-            for chunk in due.chunks(500) {
-                delivery::Entity::update_many()
-                    .col_expr(
-                        delivery::Column::State,
-                        Expr::value(DeliveryState::Sending.as_str()),
-                    )
-                    .col_expr(delivery::Column::LeaseUntil, Expr::value(lease))
-                    .filter(delivery::Column::Id.is_in(chunk.iter().map(|d| d.id)))
-                    .exec(&txn)
-                    .await?;
-            }
+        for chunk in due.chunks(500) {
+            delivery::Entity::update_many()
+                .col_expr(
+                    delivery::Column::State,
+                    Expr::value(DeliveryState::Sending.as_str()),
+                )
+                .col_expr(delivery::Column::LeaseUntil, Expr::value(lease))
+                .filter(delivery::Column::Id.is_in(chunk.iter().map(|d| d.id)))
+                .exec(&txn)
+                .await?;
         }
         txn.commit().await?;
-        Ok(due)
+        Ok((due, lease))
     }
 
     /// The message of each claimed delivery, or why there is none.
@@ -251,11 +305,33 @@ impl Dispatcher {
             .collect())
     }
 
+    /// One attempt, unless the delivery was cancelled (its organisation
+    /// acknowledged) or claimed by someone else since this round claimed it:
+    /// checked right before sending, so nothing goes out after an
+    /// acknowledgement.
     async fn attempt(
         &self,
         delivery: delivery::Model,
         prepared: Result<(Channel, Outgoing), SendError>,
-    ) -> Outcome {
+        lease: DateTime<Utc>,
+    ) -> Option<Outcome> {
+        match delivery::Entity::find_by_id(delivery.id)
+            .one(&self.db.read)
+            .await
+        {
+            Ok(Some(now))
+                if now.state == DeliveryState::Sending.as_str()
+                    && now.lease_until == Some(lease) => {}
+            Ok(_) => {
+                tracing::debug!(delivery_id = %delivery.id, "delivery cancelled or taken over before sending");
+                return None;
+            }
+            Err(error) => {
+                // Not sent; the claim runs out and it is tried again.
+                tracing::warn!(%error, delivery_id = %delivery.id, "delivery not checked; left for later");
+                return None;
+            }
+        }
         let started = Instant::now();
         let at = Utc::now();
         let result = match prepared {
@@ -270,18 +346,18 @@ impl Dispatcher {
             }
             Err(e) => Err(e),
         };
-        Outcome {
+        Some(Outcome {
             delivery,
             result,
             at,
             took: started.elapsed(),
-        }
+        })
     }
 
     /// Records a batch of outcomes in one transaction: the attempts, the
     /// deliveries' new states, the organisations reached, and the
     /// escalations a dead step calls for.
-    async fn record(&self, outcomes: Vec<Outcome>) -> Result<(), DbErr> {
+    async fn record(&self, outcomes: &[Outcome], lease: DateTime<Utc>) -> Result<(), DbErr> {
         let now = Utc::now();
         let txn = self.db.write.begin().await?;
         let rows: Vec<attempt::ActiveModel> = outcomes
@@ -308,7 +384,7 @@ impl Dispatcher {
             .map(|o| &o.delivery)
             .collect();
         if !delivered.is_empty() {
-            self.delivered(&txn, &delivered, now).await?;
+            self.delivered(&txn, &delivered, lease, now).await?;
         }
         let mut dead_steps = false;
         for o in outcomes.iter().filter(|o| o.result.is_err()) {
@@ -323,7 +399,10 @@ impl Dispatcher {
                     delivery::Column::LeaseUntil,
                     Expr::value(Option::<DateTime<Utc>>::None),
                 )
-                .filter(delivery::Column::Id.eq(o.delivery.id));
+                .filter(delivery::Column::Id.eq(o.delivery.id))
+                // Only this claim's, and not one cancelled meanwhile.
+                .filter(delivery::Column::LeaseUntil.eq(lease))
+                .filter(delivery::Column::State.eq(DeliveryState::Sending.as_str()));
             if gave_up {
                 update = update.col_expr(
                     delivery::Column::State,
@@ -351,8 +430,8 @@ impl Dispatcher {
                         Expr::value(now + chrono::Duration::from_std(wait).unwrap_or_default()),
                     );
             }
-            update.exec(&txn).await?;
-            if gave_up {
+            let changed = update.exec(&txn).await?.rows_affected;
+            if gave_up && changed > 0 {
                 tracing::warn!(delivery_id = %o.delivery.id, channel = %o.delivery.channel, address = %o.delivery.address, error = ?o.result.as_ref().err(), "channel failing; delivery given up");
                 dead_steps |= escalate_if_dead(&txn, &o.delivery, now).await?;
             }
@@ -370,6 +449,7 @@ impl Dispatcher {
         &self,
         conn: &C,
         delivered: &[&delivery::Model],
+        lease: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), DbErr> {
         let ids: Vec<Uuid> = delivered.iter().map(|d| d.id).collect();
@@ -392,6 +472,9 @@ impl Dispatcher {
                 Expr::value(Option::<String>::None),
             )
             .filter(delivery::Column::Id.is_in(ids))
+            // Sent, so delivered, even if cancelled while on its way; but
+            // not a delivery another claim has taken over.
+            .filter(delivery::Column::LeaseUntil.eq(lease))
             .exec(conn)
             .await?;
         let mut recipient_ids: Vec<Uuid> = delivered.iter().map(|d| d.recipient_id).collect();
@@ -544,10 +627,16 @@ async fn escalate_if_dead<C: ConnectionTrait>(
     if alive > 0 {
         return Ok(false);
     }
-    recipient::Entity::update_many()
+    // Only if it still stands where it was read: the timer may have moved
+    // it on, or someone acknowledged, since.
+    let changed = recipient::Entity::update_many()
         .col_expr(recipient::Column::NextAt, Expr::value(now))
         .filter(recipient::Column::Id.eq(r.id))
+        .filter(recipient::Column::Step.eq(r.step))
+        .filter(recipient::Column::Round.eq(r.round))
+        .filter(recipient::Column::State.eq(r.state.clone()))
         .exec(conn)
-        .await?;
-    Ok(true)
+        .await?
+        .rows_affected;
+    Ok(changed > 0)
 }

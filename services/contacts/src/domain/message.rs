@@ -43,10 +43,14 @@ pub enum Notice {
         platform: String,
         run: u32,
     },
-    /// Nobody of an organisation acknowledged another notification.
+    /// Nobody of some organisations acknowledged another notification.
     Unacknowledged {
-        organization: String,
-        title: String,
+        organizations: Vec<String>,
+        title_ja: String,
+        title_en: String,
+        /// The condition of the notification nobody acknowledged: an
+        /// ordinary notice left unanswered does not page anyone at night.
+        emergency: bool,
     },
 }
 
@@ -57,10 +61,15 @@ impl Notice {
             Notice::RulesProposed { .. }
             | Notice::RulesReminder { .. }
             | Notice::AcceptanceRequested { .. } => Condition::Ordinary,
-            Notice::SpreadRisk { .. }
-            | Notice::IncidentStatus { .. }
-            | Notice::Drill { .. }
-            | Notice::Unacknowledged { .. } => Condition::Emergency,
+            Notice::SpreadRisk { .. } | Notice::IncidentStatus { .. } | Notice::Drill { .. } => {
+                Condition::Emergency
+            }
+            Notice::Unacknowledged {
+                emergency: true, ..
+            } => Condition::Emergency,
+            Notice::Unacknowledged {
+                emergency: false, ..
+            } => Condition::Ordinary,
         }
     }
 
@@ -111,11 +120,17 @@ impl Notice {
             (Notice::Drill { run, .. }, En) => {
                 format!("[DRILL] Emergency contact drill (run {run})")
             }
-            (Notice::Unacknowledged { organization, .. }, Ja) => {
-                format!("【未応答】{organization} から応答がありません")
+            (Notice::Unacknowledged { organizations, .. }, Ja) => {
+                format!(
+                    "【未応答】{} から応答がありません",
+                    names(organizations, Ja)
+                )
             }
-            (Notice::Unacknowledged { organization, .. }, En) => {
-                format!("[No answer] {organization} did not acknowledge")
+            (Notice::Unacknowledged { organizations, .. }, En) => {
+                format!(
+                    "[No answer] {} did not acknowledge",
+                    names(organizations, En)
+                )
             }
         }
     }
@@ -238,35 +253,26 @@ impl Notice {
             ),
             (
                 Notice::Unacknowledged {
-                    organization,
-                    title,
+                    organizations,
+                    title_ja,
+                    ..
                 },
                 Ja,
             ) => format!(
-                "「{title}」について、{organization} のすべての連絡先とエスカレーション段階で応答がありませんでした。別の手段で連絡を取ってください。"
+                "「{title_ja}」について、{} のすべての連絡先とエスカレーション段階で応答がありませんでした。別の手段で連絡を取ってください。",
+                names(organizations, Ja)
             ),
             (
                 Notice::Unacknowledged {
-                    organization,
-                    title,
+                    organizations,
+                    title_en,
+                    ..
                 },
                 En,
             ) => format!(
-                "Nobody at {organization} acknowledged \"{title}\" through any contact or escalation step. Reach them another way."
+                "Nobody at {} acknowledged \"{title_en}\" through any contact or escalation step. Reach them another way.",
+                names(organizations, En)
             ),
-        }
-    }
-
-    /// The incident a notice is about, for the platform of its title.
-    pub fn platform(&self) -> Option<&str> {
-        match self {
-            Notice::RulesProposed { platform, .. }
-            | Notice::RulesReminder { platform, .. }
-            | Notice::AcceptanceRequested { platform, .. }
-            | Notice::SpreadRisk { platform, .. }
-            | Notice::IncidentStatus { platform, .. }
-            | Notice::Drill { platform, .. } => Some(platform),
-            Notice::Unacknowledged { .. } => None,
         }
     }
 }
@@ -278,6 +284,29 @@ pub fn message_text(notice: &Notice, lang: Language, ack_url: &str) -> String {
         Language::En => "Acknowledge (open this link and press the button)",
     };
     format!("{}\n\n{prompt}:\n{ack_url}\n", notice.body(lang))
+}
+
+/// At most ten names, then how many more.
+fn names(all: &[String], lang: Language) -> String {
+    const SHOWN: usize = 10;
+    let sep = match lang {
+        Language::Ja => "、",
+        Language::En => ", ",
+    };
+    let mut text = all
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(sep);
+    if all.len() > SHOWN {
+        let more = all.len() - SHOWN;
+        text.push_str(&match lang {
+            Language::Ja => format!(" ほか{more}組織"),
+            Language::En => format!(" and {more} more"),
+        });
+    }
+    text
 }
 
 fn severity_ja(s: &str) -> &str {
@@ -327,6 +356,25 @@ mod tests {
         };
         assert!(drill.title(Language::Ja).contains("訓練"));
         assert!(drill.body(Language::En).contains("not a real incident"));
+    }
+
+    #[test]
+    fn an_unanswered_notice_names_the_silent_organisations_and_keeps_the_condition() {
+        let many: Vec<String> = (0..12).map(|i| format!("Agency {i}")).collect();
+        let n = Notice::Unacknowledged {
+            organizations: many,
+            title_ja: "規則".into(),
+            title_en: "Rules".into(),
+            emergency: false,
+        };
+        assert_eq!(n.condition(), Condition::Ordinary);
+        let title = n.title(Language::En);
+        assert!(
+            title.contains("Agency 9") && !title.contains("Agency 10"),
+            "{title}"
+        );
+        assert!(title.contains("and 2 more"), "{title}");
+        assert!(n.body(Language::Ja).contains("ほか2組織"));
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub async fn upsert_systems<C: ConnectionTrait>(
                     system::Column::Name,
                     system::Column::Lifecycle,
                     system::Column::OwnerOrgId,
+                    system::Column::PlatformId,
+                    system::Column::Kind,
                     system::Column::UpdatedAt,
                 ])
                 .to_owned(),

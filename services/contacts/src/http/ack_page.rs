@@ -13,7 +13,7 @@ use renkei_web::ApiError;
 use renkei_web::error::db;
 use sea_orm::{EntityTrait, TransactionTrait};
 
-use crate::domain::{Language, Notice};
+use crate::domain::{Language, Notice, OrgState};
 use crate::escalation::{self, Acknowledgement};
 use crate::service::ContactsState;
 use crate::store::{delivery, notification, recipient};
@@ -110,15 +110,13 @@ pub async fn show(state: State, token: web::Path<String>) -> Result<HttpResponse
     };
     let ja = found.notice.title(Language::Ja);
     let en = found.notice.title(Language::En);
-    let status = if found.recipient.state == "acknowledged" {
+    let status = if found.recipient.state == OrgState::Acknowledged.as_str() {
         acknowledged_line(&found.recipient)
     } else {
-        format!(
-            "<form method=\"post\" action=\"/ack/{token}\"><button type=\"submit\">受領を確認する / Acknowledge</button></form>\
+        "<form method=\"post\"><button type=\"submit\">受領を確認する / Acknowledge</button></form>\
              <p>ボタンを押すと、貴組織として受領を確認し、エスカレーションを止めます。</p>\
-             <p class=\"en\">Pressing the button acknowledges for your organisation and stops the escalation.</p>",
-            token = esc(token.as_str())
-        )
+             <p class=\"en\">Pressing the button acknowledges for your organisation and stops the escalation.</p>"
+            .to_owned()
     };
     Ok(page(
         actix_web::http::StatusCode::OK,

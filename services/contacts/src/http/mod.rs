@@ -27,7 +27,7 @@ use crate::domain::cooperation::Line;
 use crate::domain::policy::Target;
 use crate::domain::{
     Availability, Channel, ContactRole, CooperationMap, Language, Notice, NotificationState,
-    OrgState, Policy, Step,
+    Policy, Step,
 };
 use crate::drills;
 use crate::escalation::{self, Acknowledgement};
@@ -54,6 +54,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(get_policy),
         )
         .route(
+            "/v1/organizations/{org_id}/escalation-policy",
+            web::delete().to(delete_policy),
+        )
+        .route(
             "/v1/platforms/{platform_id}/cooperation-map",
             web::get().to(get_cooperation_map),
         )
@@ -71,6 +75,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/drills", web::post().to(create_drill))
         .route("/v1/drills", web::get().to(list_drills))
         .route("/v1/drills/{id}", web::get().to(get_drill))
+        .route("/v1/drills/{id}", web::delete().to(stop_drill))
         .route("/ack/{token}", web::get().to(ack_page::show))
         .route("/ack/{token}", web::post().to(ack_page::confirm));
 }
@@ -79,9 +84,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[openapi(
     paths(
         create_contact, list_contacts, get_contact, update_contact, delete_contact,
-        put_policy, get_policy, get_cooperation_map, put_cooperation_map,
+        put_policy, get_policy, delete_policy, get_cooperation_map, put_cooperation_map,
         list_notifications, get_notification, list_deliveries, acknowledge,
-        create_drill, list_drills, get_drill, ack_page::show, ack_page::confirm
+        create_drill, list_drills, get_drill, stop_drill, ack_page::show, ack_page::confirm
     ),
     components(schemas(ChannelBody, CreateContact, UpdateContact, ChannelView, ContactView,
                        TargetBody, StepBody, PutPolicy, PolicyView, LineBody, PutCooperationMap,
@@ -248,6 +253,7 @@ async fn list_contacts(
                 .select_only()
                 .column(store::system::Column::OwnerOrgId)
                 .filter(store::system::Column::PlatformId.is_in(platforms))
+                .filter(store::system::Column::Lifecycle.ne("retired"))
                 .into_tuple()
                 .all(&state.db.read)
                 .await
@@ -260,8 +266,18 @@ async fn list_contacts(
     }
     visible.sort();
     visible.dedup();
+    // Another organisation's contacts tied to one of its systems are the
+    // operator's only when that system is on the operator's platform.
+    let own = who.org.unwrap_or_default();
+    let operated = access::operated_systems(&state, &who).await?;
     let mut query = contact::Entity::find()
         .filter(contact::Column::OrgId.is_in(visible))
+        .filter(
+            sea_orm::Condition::any()
+                .add(contact::Column::OrgId.eq(own))
+                .add(contact::Column::SystemId.is_null())
+                .add(contact::Column::SystemId.is_in(operated)),
+        )
         .order_by_asc(contact::Column::Id)
         .limit(page.limit + 1);
     if let Some(after) = page.after {
@@ -293,7 +309,7 @@ async fn visible_contact(
         .await
         .map_err(db)?
     {
-        Some(c) if access::sees_contacts_of(state, who, c.org_id).await? => Ok(c),
+        Some(c) if access::sees_contact(state, who, c.org_id, c.system_id).await? => Ok(c),
         _ => Err(ApiError::NotFound("contact")),
     }
 }
@@ -359,7 +375,11 @@ async fn update_contact(
         row.system_id = Set(system);
     }
     row.updated_at = Set(Utc::now());
-    let saved = row.update(&state.db.write).await.map_err(db)?;
+    let saved = row.update(&state.db.write).await.map_err(|e| match e {
+        // Removed meanwhile.
+        sea_orm::DbErr::RecordNotUpdated => ApiError::NotFound("contact"),
+        e => db(e),
+    })?;
     Ok(HttpResponse::Ok().json(contact_view(saved)?))
 }
 
@@ -578,6 +598,27 @@ async fn get_policy(
     Ok(HttpResponse::Ok().json(view))
 }
 
+#[utoipa::path(delete, path = "/v1/organizations/{org_id}/escalation-policy", tag = "contacts",
+    params(("org_id" = Uuid, Path, description = "Organisation id"), PolicyFilter),
+    responses((status = 204, description = "Removed: the organisation's (or, without system_id, the default) policy applies again"),
+              (status = 403), (status = 404)), security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
+async fn delete_policy(
+    state: State,
+    who: Identity,
+    org_id: web::Path<String>,
+    filter: web::Query<PolicyFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let org = path_id(&org_id, "organization")?;
+    let org = access::managed_org(&state, &who, org).await?;
+    let system = query_id("system_id", &filter.system_id)?;
+    store::policy::Entity::delete_by_id((org, scope_of(system)))
+        .exec(&state.db.write)
+        .await
+        .map_err(db)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 // ---- cooperation map ------------------------------------------------------
 
 fn lines_view(lines: &[Line]) -> Vec<LineBody> {
@@ -706,21 +747,33 @@ async fn put_cooperation_map(
         updated_by: Set(who.sub.clone()),
         updated_at: Set(Utc::now()),
     };
-    if current.is_some() {
-        row.update(&txn).await.map_err(db)?;
+    let saved = if current.is_some() {
+        row.update(&txn).await.map(|_| ())
     } else {
-        row.insert(&txn).await.map_err(db)?;
-    }
+        row.insert(&txn).await.map(|_| ())
+    };
+    saved.map_err(|e| match e.sql_err() {
+        // Two first saves at once: the later one is stale.
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => ApiError::conflict(
+            "stale_version",
+            "the map was saved by someone else meanwhile: read it again",
+        ),
+        _ => db(e),
+    })?;
     txn.commit().await.map_err(db)?;
     Ok(HttpResponse::Ok().json(map_view(&state, &platform).await?))
 }
 
 // ---- notifications -------------------------------------------------------
 
-/// Which organisations' rows of a notification `who` sees: all, or its own.
-#[derive(Debug, Clone)]
+/// Which organisations' rows of a notification `who` sees: all of them
+/// (its platform's operator), all without contact details (admin, central
+/// body, auditor: contact details are the organisations' and the
+/// operator's only), or its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sight {
     All,
+    AllWithoutContacts,
     Own(Uuid),
 }
 
@@ -729,10 +782,9 @@ async fn sight_of(
     who: &Identity,
     n: &notification::Model,
 ) -> Result<Option<Sight>, ApiError> {
-    if who.reads_everything() {
-        return Ok(Some(Sight::All));
-    }
-    let Some(org) = who.org else { return Ok(None) };
+    let Some(org) = who.org else {
+        return Ok(who.reads_everything().then_some(Sight::AllWithoutContacts));
+    };
     if who.has(Role::Operator)
         && let Some(platform_id) = n.platform_id
         && store::platforms_operated_by(&state.db.read, org)
@@ -741,6 +793,9 @@ async fn sight_of(
             .contains(&platform_id)
     {
         return Ok(Some(Sight::All));
+    }
+    if who.reads_everything() {
+        return Ok(Some(Sight::AllWithoutContacts));
     }
     let mine = recipient::Entity::find()
         .filter(recipient::Column::NotificationId.eq(n.id))
@@ -809,6 +864,22 @@ async fn list_notifications(
 ) -> Result<HttpResponse, ApiError> {
     let page = page.page()?;
     let org = query_id("org_id", &filter.org_id)?;
+    let operator = who.has(Role::Operator);
+    if let Some(o) = org
+        && !who.reads_everything()
+        && !operator
+        && who.org != Some(o)
+    {
+        // Which other organisations were told is not a member's business.
+        return Err(ApiError::Forbidden(
+            "you see the notifications of your own organisation".into(),
+        ));
+    }
+    if let Some(subject) = &filter.subject
+        && (subject.len() > 200 || subject.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid("subject", "is not an event subject"));
+    }
     let wanted_state = match filter.state.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -980,6 +1051,7 @@ async fn list_deliveries(
         q = q.filter(delivery::Column::OrgId.eq(org));
     }
     let rows = q.all(&state.db.read).await.map_err(db)?;
+    let redact = sight == Sight::AllWithoutContacts;
     let mut attempts: HashMap<Uuid, Vec<AttemptView>> = HashMap::new();
     for chunk in rows.chunks(300) {
         for a in attempt::Entity::find()
@@ -1007,9 +1079,13 @@ async fn list_deliveries(
             id: d.id,
             org_id: d.org_id,
             contact_id: d.contact_id,
-            contact_name: d.contact_name,
+            contact_name: if redact {
+                String::new()
+            } else {
+                d.contact_name
+            },
             channel: d.channel,
-            address: d.address,
+            address: if redact { String::new() } else { d.address },
             step: d.step as u32 + 1,
             round: d.round as u32,
             state: d.state,
@@ -1032,6 +1108,11 @@ async fn acknowledge(
     OptionalJson(body): OptionalJson<AckBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (n, _) = visible_notification(&state, &who, &id).await?;
+    if !crate::access::MANAGING_ROLES.iter().any(|r| who.has(*r)) {
+        return Err(ApiError::Forbidden(
+            "a manager, CISO, CSIRT or operator acknowledges for an organisation".into(),
+        ));
+    }
     let Some(mine) = who.org else {
         return Err(ApiError::Forbidden(
             "an acknowledgement is made for an organisation".into(),
@@ -1068,6 +1149,9 @@ async fn acknowledge(
 }
 
 // ---- drills --------------------------------------------------------------
+
+/// Runs shown in a drill's report, newest first.
+const RUNS_REPORTED: u64 = 20;
 
 fn drill_view(d: drill::Model, report: Option<Vec<drills::RunReport>>) -> DrillView {
     DrillView {
@@ -1134,6 +1218,37 @@ async fn create_drill(
     Ok(HttpResponse::Created().json(drill_view(saved, None)))
 }
 
+#[utoipa::path(delete, path = "/v1/drills/{id}", tag = "contacts",
+    params(("id" = Uuid, Path, description = "Drill id")),
+    responses((status = 200, body = DrillView, description = "No more runs are scheduled; the reports stay"),
+              (status = 403), (status = 404)), security(("bearer" = [])))]
+#[tracing::instrument(skip_all)]
+async fn stop_drill(
+    state: State,
+    who: Identity,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id, "drill")?;
+    let d = drill::Entity::find_by_id(id)
+        .one(&state.db.read)
+        .await
+        .map_err(db)?
+        .ok_or(ApiError::NotFound("drill"))?;
+    if let Some(platforms) = drill_platforms(&state, &who).await?
+        && !platforms.contains(&d.platform_id)
+    {
+        return Err(ApiError::NotFound("drill"));
+    }
+    access::operated_platform(&state, &who, d.platform_id, "stops its drills").await?;
+    drills::stop(&state.db.write, d.id).await.map_err(db)?;
+    let d = drill::Entity::find_by_id(id)
+        .one(&state.db.write)
+        .await
+        .map_err(db)?
+        .ok_or(ApiError::NotFound("drill"))?;
+    Ok(HttpResponse::Ok().json(drill_view(d, None)))
+}
+
 /// Platforms whose drills `who` sees: `None` for every one.
 async fn drill_platforms(
     state: &ContactsState,
@@ -1196,11 +1311,18 @@ async fn get_drill(
     {
         return Err(ApiError::NotFound("drill"));
     }
-    let report = drills::report(&state.db.read, d.id).await.map_err(db)?;
+    let operates = who.org.is_some()
+        && store::platforms_operated_by(&state.db.read, who.org.unwrap_or_default())
+            .await
+            .map_err(db)?
+            .contains(&d.platform_id)
+        && who.has(Role::Operator);
+    let mut report = drills::report(&state.db.read, d.id, RUNS_REPORTED)
+        .await
+        .map_err(db)?;
+    if !operates {
+        // Contact details are the operator's and the organisations' only.
+        drills::redact(&mut report);
+    }
     Ok(HttpResponse::Ok().json(drill_view(d, Some(report))))
-}
-
-/// Whether an organisation's escalation is still running, for the pages.
-pub fn still_open(state: &str) -> bool {
-    OrgState::parse(state).is_some_and(OrgState::open)
 }

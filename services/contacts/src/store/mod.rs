@@ -182,3 +182,21 @@ pub async fn org_name<C: ConnectionTrait>(conn: &C, org: Uuid) -> Result<String,
         .await?
         .map_or_else(|| org.to_string(), |o| o.name))
 }
+
+/// Names of many organisations in one query (unknown ones are left out).
+pub async fn org_names<C: ConnectionTrait>(
+    conn: &C,
+    orgs: &[Uuid],
+) -> Result<HashMap<Uuid, String>, DbErr> {
+    let mut names = HashMap::new();
+    for chunk in orgs.chunks(500) {
+        for o in organization::Entity::find()
+            .filter(organization::Column::Id.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?
+        {
+            names.insert(o.id, o.name);
+        }
+    }
+    Ok(names)
+}
