@@ -15,6 +15,7 @@
 //! - the first webhook request received;
 //! - the last of the `2 × orgs` requests received (the figure the target
 //!   is about: ≤ 1 s for 1,000 organisations);
+//!
 //! and the deliveries/s sustained between the first and the last.
 //!
 //! Baseline in the same run: the same rounds for an alert to

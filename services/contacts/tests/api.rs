@@ -331,7 +331,7 @@ async fn notification_of(app: &TestApp, w: &World, incident: Uuid) -> Value {
     .await
 }
 
-fn org_row<'a>(n: &'a Value, org: Uuid) -> &'a Value {
+fn org_row(n: &Value, org: Uuid) -> &Value {
     n["organizations"]
         .as_array()
         .into_iter()

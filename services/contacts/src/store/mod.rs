@@ -124,12 +124,12 @@ pub async fn linked_systems<C: ConnectionTrait>(
     conn: &C,
     platform_id: Uuid,
 ) -> Result<Vec<system::Model>, DbErr> {
-    Ok(system::Entity::find()
+    system::Entity::find()
         .filter(system::Column::PlatformId.eq(platform_id))
         .filter(system::Column::Kind.eq("linked"))
         .filter(system::Column::Lifecycle.ne("retired"))
         .all(conn)
-        .await?)
+        .await
 }
 
 /// The organisations of a platform: its operator, the owners of its linked
