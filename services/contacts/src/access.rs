@@ -12,8 +12,9 @@
 
 use std::time::Duration;
 
-use renkei_bus::contracts::registry::{PlatformSystemsQuery, SystemQuery};
-use renkei_bus::query::{self, QueryError};
+use renkei_bus::contracts::registry::PlatformSystemsQuery;
+use renkei_bus::query;
+use renkei_bus::registry_copy::{self, LookupError};
 use renkei_web::error::db;
 use renkei_web::{ApiError, Identity, Role};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -137,35 +138,17 @@ pub async fn find_platform(
     state: &ContactsState,
     platform_id: Uuid,
 ) -> Result<Option<system::Model>, ApiError> {
-    if let Some(p) = store::platform(&state.db.read, platform_id)
-        .await
-        .map_err(db)?
-    {
-        return Ok(Some(p));
-    }
-    match query::request(
+    registry_copy::find_platform(
+        &state.db,
         &state.nats,
-        &SystemQuery {
-            system_id: platform_id,
-        },
+        platform_id,
         Duration::from_millis(state.query_timeout_ms),
     )
     .await
-    {
-        Ok(snapshot) if snapshot.kind == "platform" => {
-            upsert_systems(&state.db.write, &[snapshot])
-                .await
-                .map_err(db)?;
-            store::platform(&state.db.read, platform_id)
-                .await
-                .map_err(db)
-        }
-        Ok(_) => Ok(None),
-        Err(QueryError::Refused(f)) if f.code == "not_found" => Ok(None),
-        Err(e) => Err(ApiError::Unavailable(format!(
-            "the registry did not answer: {e}"
-        ))),
-    }
+    .map_err(|e| match e {
+        LookupError::Db(e) => db(e),
+        LookupError::Unavailable(why) => ApiError::Unavailable(why),
+    })
 }
 
 /// Brings the copy of a platform's systems up to date from the registry

@@ -930,13 +930,16 @@ async fn a_drill_reports_who_acknowledged_how_fast_and_who_bounced() {
 
     let report = poll(Duration::from_secs(10), || async {
         let (_, d) = app.get(&format!("/v1/drills/{id}"), &w.operator).await;
-        let bounced = d["report"][0]["organizations"].as_array().is_some_and(|o| {
-            o.iter().any(|r| {
-                r["org_id"] == json!(w.orgs[1])
-                    && r["bounced"].as_array().is_some_and(|b| !b.is_empty())
-            })
+        // Every outcome recorded: B's bounce and C's delivery.
+        let settled = d["report"][0]["organizations"].as_array().is_some_and(|o| {
+            let has = |org: Uuid, list: &str| {
+                o.iter().any(|r| {
+                    r["org_id"] == json!(org) && r[list].as_array().is_some_and(|b| !b.is_empty())
+                })
+            };
+            has(w.orgs[1], "bounced") && has(w.orgs[2], "never_answered")
         });
-        bounced.then_some(d)
+        settled.then_some(d)
     })
     .await;
     let run = &report["report"][0];

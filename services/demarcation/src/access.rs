@@ -9,16 +9,14 @@
 
 use std::time::Duration;
 
-use renkei_bus::contracts::registry::SystemQuery;
-use renkei_bus::query::{self, QueryError};
+use renkei_bus::registry_copy::{self, LookupError};
 use renkei_web::error::db;
 use renkei_web::{ApiError, Identity, Role};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::events::upsert_system;
 use crate::service::DemarcationState;
-use crate::store::{self, system};
+use crate::store::system;
 
 /// Roles that decide on rules for their organisation.
 pub const DECIDING_ROLES: [Role; 2] = [Role::Manager, Role::Ciso];
@@ -29,36 +27,17 @@ pub async fn find_platform(
     state: &DemarcationState,
     platform_id: Uuid,
 ) -> Result<Option<system::Model>, ApiError> {
-    if let Some(p) = store::platform(&state.db.read, platform_id)
-        .await
-        .map_err(db)?
-    {
-        return Ok(Some(p));
-    }
-    let timeout = Duration::from_millis(state.query_timeout_ms);
-    match query::request(
+    registry_copy::find_platform(
+        &state.db,
         &state.nats,
-        &SystemQuery {
-            system_id: platform_id,
-        },
-        timeout,
+        platform_id,
+        Duration::from_millis(state.query_timeout_ms),
     )
     .await
-    {
-        Ok(snapshot) if snapshot.kind == "platform" => {
-            upsert_system(&state.db.write, &snapshot)
-                .await
-                .map_err(db)?;
-            store::platform(&state.db.read, platform_id)
-                .await
-                .map_err(db)
-        }
-        Ok(_) => Ok(None),
-        Err(QueryError::Refused(f)) if f.code == "not_found" => Ok(None),
-        Err(e) => Err(ApiError::Unavailable(format!(
-            "the registry did not answer: {e}"
-        ))),
-    }
+    .map_err(|e| match e {
+        LookupError::Db(e) => db(e),
+        LookupError::Unavailable(why) => ApiError::Unavailable(why),
+    })
 }
 
 pub fn operates(who: &Identity, platform: &system::Model) -> bool {

@@ -19,6 +19,7 @@ pub mod migrations;
 pub mod nats;
 pub mod outbox;
 pub mod query;
+pub mod registry_copy;
 pub mod service;
 pub mod subjects;
 

@@ -10,19 +10,15 @@
 use chrono::Utc;
 use renkei_bus::contracts::demarcation as rules;
 use renkei_bus::contracts::emergency as incidents;
-use renkei_bus::contracts::registry;
 use renkei_bus::envelope::PayloadMismatch;
+use renkei_bus::registry_copy;
 use renkei_bus::{ConsumerSpec, Envelope, EventHandler, HandlerError, Outbox};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait};
 use uuid::Uuid;
 
 use crate::domain::Notice;
 use crate::escalation::{self, Opening};
-use crate::store::{self, organization, system};
+use crate::store::{self, system};
 
 /// The durable consumers of the service, one per stream it reads.
 pub fn consumers() -> Vec<ConsumerSpec> {
@@ -52,39 +48,7 @@ fn bad(e: PayloadMismatch) -> HandlerError {
     HandlerError::Permanent(e.to_string())
 }
 
-/// Stores system snapshots, replacing what was known of them.
-pub async fn upsert_systems<C: ConnectionTrait>(
-    conn: &C,
-    snapshots: &[registry::SystemSnapshot],
-) -> Result<(), DbErr> {
-    let now = Utc::now();
-    for chunk in snapshots.chunks(500) {
-        system::Entity::insert_many(chunk.iter().map(|s| system::ActiveModel {
-            id: Set(s.system_id),
-            platform_id: Set(s.platform_id),
-            owner_org_id: Set(s.owner_org_id),
-            kind: Set(s.kind.clone()),
-            name: Set(s.name.clone()),
-            lifecycle: Set(s.lifecycle.clone()),
-            updated_at: Set(now),
-        }))
-        .on_conflict(
-            OnConflict::column(system::Column::Id)
-                .update_columns([
-                    system::Column::Name,
-                    system::Column::Lifecycle,
-                    system::Column::OwnerOrgId,
-                    system::Column::PlatformId,
-                    system::Column::Kind,
-                    system::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    }
-    Ok(())
-}
+pub use renkei_bus::registry_copy::upsert_systems;
 
 async fn platform_name<C: ConnectionTrait>(conn: &C, platform_id: Uuid) -> Result<String, DbErr> {
     Ok(store::platform(conn, platform_id)
@@ -107,39 +71,10 @@ impl EventHandler for ContactsEventsHandler {
         event: &Envelope,
     ) -> Result<(), HandlerError> {
         let now = Utc::now();
-        let opening = if event.is::<registry::OrganizationRegistered>() {
-            let org: registry::OrganizationRegistered = event.decode().map_err(bad)?;
-            organization::Entity::insert(organization::ActiveModel {
-                id: Set(org.organization_id),
-                name: Set(org.name),
-                kind: Set(org.kind),
-            })
-            .on_conflict(
-                OnConflict::column(organization::Column::Id)
-                    .update_columns([organization::Column::Name, organization::Column::Kind])
-                    .to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await?;
-            None
-        } else if event.is::<registry::SystemRegistered>() {
-            let e: registry::SystemRegistered = event.decode().map_err(bad)?;
-            upsert_systems(txn, &[e.system]).await?;
-            None
-        } else if event.is::<registry::SystemUpdated>() {
-            let e: registry::SystemUpdated = event.decode().map_err(bad)?;
-            upsert_systems(txn, &[e.system]).await?;
-            None
-        } else if event.is::<registry::SystemLifecycleChanged>() {
-            let e: registry::SystemLifecycleChanged = event.decode().map_err(bad)?;
-            system::Entity::update_many()
-                .col_expr(
-                    system::Column::Lifecycle,
-                    sea_orm::sea_query::Expr::value(e.to),
-                )
-                .filter(system::Column::Id.eq(e.system_id))
-                .exec(txn)
-                .await?;
+        let opening = if !matches!(
+            registry_copy::apply(txn, event).await?,
+            registry_copy::Applied::Other
+        ) {
             None
         } else if event.is::<rules::RulesProposed>() {
             let e: rules::RulesProposed = event.decode().map_err(bad)?;

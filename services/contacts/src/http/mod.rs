@@ -1228,25 +1228,34 @@ async fn stop_drill(
     who: Identity,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&id, "drill")?;
-    let d = drill::Entity::find_by_id(id)
-        .one(&state.db.read)
-        .await
-        .map_err(db)?
-        .ok_or(ApiError::NotFound("drill"))?;
-    if let Some(platforms) = drill_platforms(&state, &who).await?
-        && !platforms.contains(&d.platform_id)
-    {
-        return Err(ApiError::NotFound("drill"));
-    }
+    let d = visible_drill(&state, &who, &id).await?;
     access::operated_platform(&state, &who, d.platform_id, "stops its drills").await?;
     drills::stop(&state.db.write, d.id).await.map_err(db)?;
-    let d = drill::Entity::find_by_id(id)
+    let d = drill::Entity::find_by_id(d.id)
         .one(&state.db.write)
         .await
         .map_err(db)?
         .ok_or(ApiError::NotFound("drill"))?;
     Ok(HttpResponse::Ok().json(drill_view(d, None)))
+}
+
+/// The drill if `who` sees it (its platform's operator, readers of
+/// everything), else a 404.
+async fn visible_drill(
+    state: &ContactsState,
+    who: &Identity,
+    raw_id: &str,
+) -> Result<drill::Model, ApiError> {
+    let id = path_id(raw_id, "drill")?;
+    let d = drill::Entity::find_by_id(id)
+        .one(&state.db.read)
+        .await
+        .map_err(db)?
+        .ok_or(ApiError::NotFound("drill"))?;
+    match drill_platforms(state, who).await? {
+        Some(platforms) if !platforms.contains(&d.platform_id) => Err(ApiError::NotFound("drill")),
+        _ => Ok(d),
+    }
 }
 
 /// Platforms whose drills `who` sees: `None` for every one.
@@ -1300,17 +1309,7 @@ async fn get_drill(
     who: Identity,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&id, "drill")?;
-    let d = drill::Entity::find_by_id(id)
-        .one(&state.db.read)
-        .await
-        .map_err(db)?
-        .ok_or(ApiError::NotFound("drill"))?;
-    if let Some(platforms) = drill_platforms(&state, &who).await?
-        && !platforms.contains(&d.platform_id)
-    {
-        return Err(ApiError::NotFound("drill"));
-    }
+    let d = visible_drill(&state, &who, &id).await?;
     let operates = who.org.is_some()
         && store::platforms_operated_by(&state.db.read, who.org.unwrap_or_default())
             .await

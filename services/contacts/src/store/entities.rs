@@ -9,42 +9,9 @@ macro_rules! no_relations {
     };
 }
 
-/// Organisations, as the registry announced them.
-pub mod organization {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "organizations")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
-        pub name: String,
-        pub kind: String,
-    }
-
-    no_relations!();
-}
-
-/// Platforms and linked systems, as the registry announced them: which
+/// Organisations and systems, as the registry announced them: which
 /// organisations a platform's notices and drills reach.
-pub mod system {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "systems")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
-        pub platform_id: Uuid,
-        pub owner_org_id: Uuid,
-        pub kind: String,
-        pub name: String,
-        pub lifecycle: String,
-        pub updated_at: DateTimeUtc,
-    }
-
-    no_relations!();
-}
+pub use renkei_bus::registry_copy::{organization, system};
 
 /// People of an organisation and how to reach them.
 pub mod contact {

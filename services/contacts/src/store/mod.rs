@@ -108,16 +108,7 @@ pub async fn policies_for<C: ConnectionTrait>(
         .collect())
 }
 
-/// A platform, as the registry announced it.
-pub async fn platform<C: ConnectionTrait>(
-    conn: &C,
-    platform_id: Uuid,
-) -> Result<Option<system::Model>, DbErr> {
-    Ok(system::Entity::find_by_id(platform_id)
-        .one(conn)
-        .await?
-        .filter(|s| s.kind == "platform"))
-}
+pub use renkei_bus::registry_copy::platform;
 
 /// Linked systems that count as on the platform (not retired).
 pub async fn linked_systems<C: ConnectionTrait>(

@@ -9,20 +9,20 @@
 
 pub mod reminders;
 
-use chrono::Utc;
 use renkei_bus::contracts::demarcation::{
     self as demarcation_events, Responsibility, ResponsibilityQuery,
 };
 use renkei_bus::contracts::registry as registry_events;
+use renkei_bus::registry_copy::{self, Applied};
 use renkei_bus::{Envelope, EventHandler, HandlerError, Outbox, QueryFailure};
 use renkei_store::Db;
-use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait, sea_query::OnConflict};
+use sea_orm::{DatabaseTransaction, EntityTrait};
 
 use uuid::Uuid;
 
 use crate::consensus::{self, FlowError};
 use crate::domain::{Gap, VersionState};
-use crate::store::{self, organization, system};
+use crate::store::{self, system};
 
 /// Keeps the copy of the registry and runs the joining flow.
 pub struct RegistryEventsHandler {
@@ -36,48 +36,7 @@ fn transient(e: FlowError) -> HandlerError {
     }
 }
 
-fn system_row(s: &registry_events::SystemSnapshot) -> system::ActiveModel {
-    system::ActiveModel {
-        id: Set(s.system_id),
-        platform_id: Set(s.platform_id),
-        owner_org_id: Set(s.owner_org_id),
-        kind: Set(s.kind.clone()),
-        name: Set(s.name.clone()),
-        lifecycle: Set(s.lifecycle.clone()),
-        updated_at: Set(Utc::now()),
-    }
-}
-
-/// Stores a system snapshot, replacing what was known of it.
-pub async fn upsert_system<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    s: &registry_events::SystemSnapshot,
-) -> Result<(), sea_orm::DbErr> {
-    upsert_systems(conn, std::slice::from_ref(s)).await
-}
-
-/// Stores system snapshots, replacing what was known of them (few statements).
-pub async fn upsert_systems<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    snapshots: &[registry_events::SystemSnapshot],
-) -> Result<(), sea_orm::DbErr> {
-    for chunk in snapshots.chunks(500) {
-        system::Entity::insert_many(chunk.iter().map(system_row))
-            .on_conflict(
-                OnConflict::column(system::Column::Id)
-                    .update_columns([
-                        system::Column::Name,
-                        system::Column::Lifecycle,
-                        system::Column::OwnerOrgId,
-                        system::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(())
-}
+pub use renkei_bus::registry_copy::upsert_systems;
 
 #[async_trait::async_trait]
 impl EventHandler for RegistryEventsHandler {
@@ -86,66 +45,39 @@ impl EventHandler for RegistryEventsHandler {
         txn: &DatabaseTransaction,
         event: &Envelope,
     ) -> Result<(), HandlerError> {
-        let bad = |e: renkei_bus::envelope::PayloadMismatch| HandlerError::Permanent(e.to_string());
-        if event.is::<registry_events::OrganizationRegistered>() {
-            let org: registry_events::OrganizationRegistered = event.decode().map_err(bad)?;
-            organization::Entity::insert(organization::ActiveModel {
-                id: Set(org.organization_id),
-                name: Set(org.name),
-                kind: Set(org.kind),
-            })
-            .on_conflict(
-                OnConflict::column(organization::Column::Id)
-                    .update_columns([organization::Column::Name, organization::Column::Kind])
-                    .to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await?;
-        } else if event.is::<registry_events::SystemRegistered>() {
-            let registered: registry_events::SystemRegistered = event.decode().map_err(bad)?;
-            let s = registered.system;
-            upsert_system(txn, &s).await?;
-            if s.kind == "linked" && s.lifecycle == "pending_rules" {
-                consensus::system_joined(
-                    txn,
-                    &self.outbox,
-                    s.platform_id,
-                    s.system_id,
-                    s.owner_org_id,
-                )
-                .await
-                .map_err(transient)?;
-                report_gaps_of_new_system(txn, &self.outbox, &s).await?;
+        match registry_copy::apply(txn, event).await? {
+            Applied::SystemRegistered(s) => {
+                if s.kind == "linked" && s.lifecycle == "pending_rules" {
+                    consensus::system_joined(
+                        txn,
+                        &self.outbox,
+                        s.platform_id,
+                        s.system_id,
+                        s.owner_org_id,
+                    )
+                    .await
+                    .map_err(transient)?;
+                    report_gaps_of_new_system(txn, &self.outbox, &s).await?;
+                }
             }
-        } else if event.is::<registry_events::SystemUpdated>() {
-            let updated: registry_events::SystemUpdated = event.decode().map_err(bad)?;
-            upsert_system(txn, &updated.system).await?;
-        } else if event.is::<registry_events::SystemLifecycleChanged>() {
-            let changed: registry_events::SystemLifecycleChanged = event.decode().map_err(bad)?;
-            let Some(known) = system::Entity::find_by_id(changed.system_id)
-                .one(txn)
-                .await?
-            else {
-                // Registered before this service first ran and never seen: it
-                // will be read through from the registry when needed.
-                return Ok(());
-            };
-            let mut row: system::ActiveModel = known.into();
-            row.lifecycle = Set(changed.to.clone());
-            row.updated_at = Set(Utc::now());
-            sea_orm::ActiveModelTrait::update(row, txn).await?;
-            if changed.to == "retired" {
-                consensus::system_left(
-                    txn,
-                    &self.outbox,
-                    changed.platform_id,
-                    changed.owner_org_id,
-                )
-                .await
-                .map_err(transient)?;
+            Applied::LifecycleChanged { change, known } => {
+                // A system never seen here (registered before this service
+                // first ran) is read through from the registry when needed.
+                if known && change.to == "retired" {
+                    consensus::system_left(
+                        txn,
+                        &self.outbox,
+                        change.platform_id,
+                        change.owner_org_id,
+                    )
+                    .await
+                    .map_err(transient)?;
+                }
             }
-        } else {
-            tracing::debug!(subject = %event.subject, "event not for this service");
+            Applied::Organization(_) | Applied::SystemUpdated(_) => {}
+            Applied::Other => {
+                tracing::debug!(subject = %event.subject, "event not for this service");
+            }
         }
         Ok(())
     }

@@ -32,42 +32,9 @@ pub mod control {
     no_relations!();
 }
 
-/// Organisations, as the registry announced them.
-pub mod organization {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "organizations")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
-        pub name: String,
-        pub kind: String,
-    }
-
-    no_relations!();
-}
-
-/// Platforms and linked systems, as the registry announced them: who owns
+/// Organisations and systems, as the registry announced them: who owns
 /// what on which platform decides who must agree to its rules.
-pub mod system {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "systems")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
-        pub platform_id: Uuid,
-        pub owner_org_id: Uuid,
-        pub kind: String,
-        pub name: String,
-        pub lifecycle: String,
-        pub updated_at: DateTimeUtc,
-    }
-
-    no_relations!();
-}
+pub use renkei_bus::registry_copy::{organization, system};
 
 /// Every saved version of every platform's matrix (immutable).
 pub mod matrix_version {

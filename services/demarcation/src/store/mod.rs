@@ -79,16 +79,7 @@ pub fn id_set(ids: &[String]) -> HashSet<String> {
     ids.iter().cloned().collect()
 }
 
-/// A platform as this service knows it.
-pub async fn platform<C: ConnectionTrait>(
-    conn: &C,
-    id: Uuid,
-) -> Result<Option<system::Model>, DbErr> {
-    Ok(system::Entity::find_by_id(id)
-        .one(conn)
-        .await?
-        .filter(|s| s.kind == "platform"))
-}
+pub use renkei_bus::registry_copy::platform;
 
 /// Serialises every consensus-changing transaction of one platform
 /// (`SELECT … FOR UPDATE` on PostgreSQL; SQLite has one writer anyway).
