@@ -35,7 +35,7 @@ use crate::links::AckLinks;
 use crate::store::{self, attempt, delivery, notification, recipient};
 
 /// Deliveries claimed per round, in waves of `concurrency` sends.
-const CLAIM_WAVES: u64 = 4;
+const CLAIM_WAVES: u64 = 8;
 /// Outcomes recorded per transaction.
 const RECORD: usize = 250;
 /// The longest the dispatcher sleeps without looking (a safety net; it is
@@ -115,10 +115,11 @@ impl Dispatcher {
         }
         let full = claimed.len() as u64 == claim;
         let prepared = self.prepare(claimed).await?;
+        let gate = Gate::new(prepared.iter().map(|(d, _)| d.id).collect(), lease);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Outcome>(RECORD * 2);
         let send = async move {
             futures::stream::iter(prepared)
-                .map(|(delivery, message)| self.attempt(delivery, message, lease))
+                .map(|(delivery, message)| self.attempt(delivery, message, &gate))
                 .buffer_unordered(self.settings.concurrency)
                 .for_each(|outcome| {
                     let tx = tx.clone();
@@ -307,22 +308,17 @@ impl Dispatcher {
 
     /// One attempt, unless the delivery was cancelled (its organisation
     /// acknowledged) or claimed by someone else since this round claimed it:
-    /// checked right before sending, so nothing goes out after an
-    /// acknowledgement.
+    /// checked through the [`Gate`] right before sending, so nothing goes
+    /// out more than [`GATE_FRESHNESS`] after an acknowledgement.
     async fn attempt(
         &self,
         delivery: delivery::Model,
         prepared: Result<(Channel, Outgoing), SendError>,
-        lease: DateTime<Utc>,
+        gate: &Gate,
     ) -> Option<Outcome> {
-        match delivery::Entity::find_by_id(delivery.id)
-            .one(&self.db.read)
-            .await
-        {
-            Ok(Some(now))
-                if now.state == DeliveryState::Sending.as_str()
-                    && now.lease_until == Some(lease) => {}
-            Ok(_) => {
+        match gate.open(&self.db.read, delivery.id).await {
+            Ok(true) => {}
+            Ok(false) => {
                 tracing::debug!(delivery_id = %delivery.id, "delivery cancelled or taken over before sending");
                 return None;
             }
@@ -578,6 +574,56 @@ impl Dispatcher {
             (Some(a), Some(b)) => Some(Ord::min(a, b)),
             (a, b) => a.or(b),
         })
+    }
+}
+
+/// How stale the gate's knowledge of cancellations may be when a message
+/// goes out.
+pub const GATE_FRESHNESS: Duration = Duration::from_millis(10);
+
+/// Which of a round's deliveries may still go out: those still `sending`
+/// under this round's lease. Refreshed with one query for the whole round
+/// whenever its knowledge is older than [`GATE_FRESHNESS`] (one query per
+/// few milliseconds rather than one per message).
+struct Gate {
+    ids: Vec<Uuid>,
+    lease: DateTime<Utc>,
+    /// When last refreshed, and the deliveries that may no longer go out.
+    known: tokio::sync::Mutex<(Option<Instant>, std::collections::HashSet<Uuid>)>,
+}
+
+impl Gate {
+    fn new(ids: Vec<Uuid>, lease: DateTime<Utc>) -> Gate {
+        Gate {
+            ids,
+            lease,
+            known: tokio::sync::Mutex::new((None, Default::default())),
+        }
+    }
+
+    async fn open<C: ConnectionTrait>(&self, conn: &C, id: Uuid) -> Result<bool, DbErr> {
+        let mut known = self.known.lock().await;
+        if known.0.is_none_or(|at| at.elapsed() > GATE_FRESHNESS) {
+            let mut closed = std::collections::HashSet::new();
+            for chunk in self.ids.chunks(500) {
+                let rows: Vec<(Uuid, String, Option<DateTime<Utc>>)> = delivery::Entity::find()
+                    .select_only()
+                    .column(delivery::Column::Id)
+                    .column(delivery::Column::State)
+                    .column(delivery::Column::LeaseUntil)
+                    .filter(delivery::Column::Id.is_in(chunk.iter().copied()))
+                    .into_tuple()
+                    .all(conn)
+                    .await?;
+                for (id, state, lease) in rows {
+                    if state != DeliveryState::Sending.as_str() || lease != Some(self.lease) {
+                        closed.insert(id);
+                    }
+                }
+            }
+            *known = (Some(Instant::now()), closed);
+        }
+        Ok(!known.1.contains(&id))
     }
 }
 
