@@ -1238,3 +1238,44 @@ async fn a_repeating_drill_is_scheduled_and_can_be_stopped() {
     assert_eq!(stopped["runs"], 1, "its run and report stay");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn two_replicas_share_the_work_and_send_every_message_once() {
+    let mut app = spawn_app().await;
+    let agencies = 20;
+    let w = world(&app, agencies).await;
+    for i in 0..agencies {
+        contact(&app, &w, i, "csirt", &format!("/{i}/csirt")).await;
+        contact(&app, &w, i, "ciso", &format!("/{i}/ciso")).await;
+        two_step_policy(&app, &w, i, 1).await;
+    }
+    // A second replica on the same database and the same durable consumers.
+    let replica = renkei_contacts::Contacts::spawn(&app.settings, "contacts-replica")
+        .await
+        .expect("replica");
+    app.running.push(replica);
+    let all: Vec<usize> = (0..agencies).collect();
+    app.publish(&alert(&w, &all)).await;
+    app.publish(&alert(&w, &all)).await;
+
+    for i in 0..agencies {
+        let got = app
+            .sink
+            .wait_for(&format!("/{i}/ciso"), 2, Duration::from_secs(15))
+            .await;
+        assert_eq!(got.len(), 2, "agency {i}: step 2 of both alerts");
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for i in 0..agencies {
+        for role in ["csirt", "ciso"] {
+            let got = app.sink.on(&format!("/{i}/{role}"));
+            assert_eq!(got.len(), 2, "agency {i} {role}: once per alert, {got:?}");
+            let ids: std::collections::HashSet<_> = got
+                .iter()
+                .filter_map(|r| r.header("x-renkei-delivery").map(str::to_owned))
+                .collect();
+            assert_eq!(ids.len(), 2, "two different deliveries");
+        }
+    }
+    app.stop().await;
+}
