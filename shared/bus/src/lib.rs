@@ -22,6 +22,7 @@ pub mod query;
 pub mod registry_copy;
 pub mod service;
 pub mod subjects;
+pub mod worker;
 
 pub use consumer::{ConsumerSpec, EventHandler, HandlerError};
 pub use envelope::{Envelope, Event};

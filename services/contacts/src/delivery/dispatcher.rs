@@ -15,6 +15,7 @@ use chrono::{DateTime, Timelike as _, Utc};
 use futures::StreamExt as _;
 use renkei_bus::Outbox;
 use renkei_bus::contracts::contacts::{NotificationDelivered, NotificationRef};
+use renkei_bus::worker::Idle;
 use renkei_settings::DeliverySettings;
 use renkei_store::Db;
 use renkei_store::json::from_column;
@@ -38,11 +39,13 @@ use crate::store::{self, attempt, delivery, notification, recipient};
 const CLAIM_WAVES: u64 = 8;
 /// Outcomes recorded per transaction.
 const RECORD: usize = 250;
-/// The longest the dispatcher sleeps without looking (a safety net; it is
-/// woken whenever deliveries are created).
-const SWEEP: Duration = Duration::from_secs(30);
-/// The shortest idle sleep.
-const MIN_SLEEP: Duration = Duration::from_millis(20);
+/// Something due but not claimable (a replica holds it) is looked at again
+/// after `min`; nothing is left longer than `sweep` (a safety net: the
+/// dispatcher is woken whenever deliveries are created).
+const IDLE: Idle = Idle {
+    min: Duration::from_millis(20),
+    sweep: Duration::from_secs(30),
+};
 /// Tries of recording a batch of outcomes before the round gives up (its
 /// claims then run out and the deliveries are sent again).
 const RECORD_TRIES: u32 = 5;
@@ -71,33 +74,22 @@ struct Outcome {
 impl Dispatcher {
     pub async fn run(self, cancel: CancellationToken) {
         loop {
-            let sleep = match self.round().await {
-                Ok(Round::Full) => Duration::ZERO,
-                // A floor, so that something due but not claimable (a
-                // replica holds it) is not polled in a tight loop.
-                Ok(Round::Idle(next)) => next
-                    .map(|at| {
-                        (at - Utc::now())
-                            .to_std()
-                            .unwrap_or(Duration::ZERO)
-                            .clamp(MIN_SLEEP, SWEEP)
-                    })
-                    .unwrap_or(SWEEP),
+            let next = match self.round().await {
+                Ok(Round::Full) => {
+                    // More may be waiting: straight on.
+                    if cancel.is_cancelled() {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(Round::Idle(next)) => next,
                 Err(error) => {
                     tracing::warn!(error = %format!("{error:#}"), "deliveries not sent yet");
-                    Duration::from_secs(1)
+                    Some(Utc::now() + chrono::Duration::seconds(1))
                 }
             };
-            if sleep.is_zero() {
-                if cancel.is_cancelled() {
-                    return;
-                }
-                continue;
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(sleep) => {}
+            if !IDLE.wait(next, &self.wake, &cancel).await {
+                return;
             }
         }
     }

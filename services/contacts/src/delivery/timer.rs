@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use renkei_bus::Outbox;
+use renkei_bus::worker::Idle;
 use renkei_store::Db;
 use sea_orm::{DbErr, TransactionTrait};
 use tokio::sync::Notify;
@@ -16,8 +17,12 @@ use crate::{drills, escalation};
 
 /// Organisations moved per transaction.
 const BATCH: u64 = 200;
-/// The longest the timer sleeps without looking.
-const SWEEP: Duration = Duration::from_secs(30);
+/// A due organisation another replica holds is looked at again after
+/// `min`; nothing is left longer than `sweep`.
+const IDLE: Idle = Idle {
+    min: Duration::from_millis(20),
+    sweep: Duration::from_secs(30),
+};
 
 #[derive(Clone)]
 pub struct Timer {
@@ -32,27 +37,15 @@ pub struct Timer {
 impl Timer {
     pub async fn run(self, cancel: CancellationToken) {
         loop {
-            let sleep = match self.tick().await {
-                Ok(Some(next)) => (next - Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(SWEEP),
-                Ok(None) => SWEEP,
+            let next = match self.tick().await {
+                Ok(next) => next,
                 Err(error) => {
                     tracing::warn!(%error, "escalations not moved yet");
-                    Duration::from_secs(1)
+                    Some(Utc::now() + chrono::Duration::seconds(1))
                 }
             };
-            if sleep.is_zero() {
-                if cancel.is_cancelled() {
-                    return;
-                }
-                continue;
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(sleep) => {}
+            if !IDLE.wait(next, &self.wake, &cancel).await {
+                return;
             }
         }
     }

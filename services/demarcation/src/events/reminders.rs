@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use renkei_bus::Outbox;
 use renkei_bus::contracts::demarcation::RulesReminded;
+use renkei_bus::worker::Idle;
 use renkei_store::Db;
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
@@ -22,9 +23,12 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::{Position, VersionState};
 use crate::store::{self, reminder, rule_party, rule_version};
 
-/// The longest the scheduler sleeps without looking (a safety net; it is
-/// woken whenever reminders are scheduled).
-const SWEEP: Duration = Duration::from_secs(60);
+/// The longest the scheduler sleeps without looking is `sweep` (a safety
+/// net; it is woken whenever reminders are scheduled).
+const IDLE: Idle = Idle {
+    min: Duration::from_millis(20),
+    sweep: Duration::from_secs(60),
+};
 
 #[derive(Clone)]
 pub struct Reminders {
@@ -56,18 +60,8 @@ impl Reminders {
                     Some(Utc::now() + chrono::Duration::seconds(1))
                 }
             };
-            let sleep = next
-                .map(|at| {
-                    (at - Utc::now())
-                        .to_std()
-                        .unwrap_or(Duration::ZERO)
-                        .min(SWEEP)
-                })
-                .unwrap_or(SWEEP);
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(sleep) => {}
+            if !IDLE.wait(next, &self.wake, &cancel).await {
+                return;
             }
         }
     }
