@@ -14,61 +14,25 @@ use std::time::Duration;
 
 use renkei_bus::contracts::registry::PlatformSystemsQuery;
 use renkei_bus::query;
-use renkei_bus::registry_copy::{self, LookupError};
 use renkei_web::error::db;
+use renkei_web::platforms::Platforms;
 use renkei_web::{ApiError, Identity, Role};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::events::upsert_systems;
 use crate::service::ContactsState;
 use crate::store::{self, system};
+use renkei_bus::registry_copy::upsert_systems;
 
 /// Roles that keep an organisation's contacts and policies.
 pub const MANAGING_ROLES: [Role; 4] = [Role::Manager, Role::Ciso, Role::Csirt, Role::Operator];
 
-/// Whether `who` operates a platform `org` is on (or is `org`'s own operator).
-pub async fn operates_for(
-    state: &ContactsState,
-    who: &Identity,
-    org: Uuid,
-) -> Result<bool, ApiError> {
-    let Some(mine) = who.org else {
-        return Ok(false);
-    };
-    if !who.has(Role::Operator) {
-        return Ok(false);
-    }
-    let platforms = store::platforms_operated_by(&state.db.read, mine)
-        .await
-        .map_err(db)?;
-    if platforms.is_empty() {
-        return Ok(false);
-    }
-    let on = system::Entity::find()
-        .filter(system::Column::PlatformId.is_in(platforms))
-        .filter(system::Column::OwnerOrgId.eq(org))
-        .filter(system::Column::Lifecycle.ne("retired"))
-        .count(&state.db.read)
-        .await
-        .map_err(db)?;
-    Ok(on > 0)
-}
-
-/// Whether `who` may see `org`'s contacts and policies.
-pub async fn sees_contacts_of(
-    state: &ContactsState,
-    who: &Identity,
-    org: Uuid,
-) -> Result<bool, ApiError> {
-    Ok(who.org == Some(org) || operates_for(state, who, org).await?)
-}
-
-/// Systems on the platforms `who` operates (none for anyone else).
+/// The systems (not retired) on the platforms `who` operates; none for
+/// anyone but an operator. Whose contacts an operator sees follows from it.
 pub async fn operated_systems(
     state: &ContactsState,
     who: &Identity,
-) -> Result<Vec<Uuid>, ApiError> {
+) -> Result<Vec<system::Model>, ApiError> {
     let (Some(mine), true) = (who.org, who.has(Role::Operator)) else {
         return Ok(Vec::new());
     };
@@ -83,8 +47,21 @@ pub async fn operated_systems(
         .filter(system::Column::Lifecycle.ne("retired"))
         .all(&state.db.read)
         .await
-        .map(|systems| systems.into_iter().map(|s| s.id).collect())
         .map_err(db)
+}
+
+/// Whether `who` may see `org`'s contacts and policies: its own, or an
+/// operator of a platform `org` is on.
+pub async fn sees_contacts_of(
+    state: &ContactsState,
+    who: &Identity,
+    org: Uuid,
+) -> Result<bool, ApiError> {
+    Ok(who.org == Some(org)
+        || operated_systems(state, who)
+            .await?
+            .iter()
+            .any(|s| s.owner_org_id == org))
 }
 
 /// Whether `who` may see one contact: its organisation's own, or the
@@ -100,13 +77,9 @@ pub async fn sees_contact(
     if who.org == Some(org) {
         return Ok(true);
     }
-    if !operates_for(state, who, org).await? {
-        return Ok(false);
-    }
-    Ok(match system_id {
-        None => true,
-        Some(s) => operated_systems(state, who).await?.contains(&s),
-    })
+    let operated = operated_systems(state, who).await?;
+    Ok(operated.iter().any(|s| s.owner_org_id == org)
+        && system_id.is_none_or(|id| operated.iter().any(|s| s.id == id)))
 }
 
 /// `org` if `who` manages its contacts: 404 when it may not even see
@@ -132,23 +105,14 @@ pub async fn managed_org(
     Err(ApiError::NotFound("organization"))
 }
 
-/// The platform, as known here or read through from the registry when its
-/// event has not arrived yet.
-pub async fn find_platform(
-    state: &ContactsState,
-    platform_id: Uuid,
-) -> Result<Option<system::Model>, ApiError> {
-    registry_copy::find_platform(
-        &state.db,
-        &state.nats,
-        platform_id,
-        Duration::from_millis(state.query_timeout_ms),
-    )
-    .await
-    .map_err(|e| match e {
-        LookupError::Db(e) => db(e),
-        LookupError::Unavailable(why) => ApiError::Unavailable(why),
-    })
+/// The service's view of platforms: its registry copy, read through from
+/// the registry when an event has not arrived yet.
+pub fn platforms(state: &ContactsState) -> Platforms<'_> {
+    Platforms {
+        db: &state.db,
+        nats: &state.nats,
+        timeout: Duration::from_millis(state.query_timeout_ms),
+    }
 }
 
 /// Brings the copy of a platform's systems up to date from the registry
@@ -169,62 +133,5 @@ pub async fn refresh_platform(state: &ContactsState, platform_id: Uuid) -> Resul
             tracing::warn!(%error, %platform_id, "registry did not answer; using the copy kept from events");
             Ok(())
         }
-    }
-}
-
-pub fn operates(who: &Identity, platform: &system::Model) -> bool {
-    who.is_admin() || who.acts_for(platform.owner_org_id, Some(Role::Operator))
-}
-
-/// Whether `who` may read the platform's cooperation map.
-pub async fn member_of(
-    state: &ContactsState,
-    who: &Identity,
-    platform: &system::Model,
-) -> Result<bool, ApiError> {
-    if who.reads_everything() || operates(who, platform) {
-        return Ok(true);
-    }
-    let Some(org) = who.org else {
-        return Ok(false);
-    };
-    if org == platform.owner_org_id {
-        return Ok(true);
-    }
-    let owned = system::Entity::find()
-        .filter(system::Column::PlatformId.eq(platform.id))
-        .filter(system::Column::OwnerOrgId.eq(org))
-        .count(&state.db.read)
-        .await
-        .map_err(db)?;
-    Ok(owned > 0)
-}
-
-/// The platform if `who` may read it, else a 404 that says nothing more.
-pub async fn readable_platform(
-    state: &ContactsState,
-    who: &Identity,
-    platform_id: Uuid,
-) -> Result<system::Model, ApiError> {
-    match find_platform(state, platform_id).await? {
-        Some(p) if member_of(state, who, &p).await? => Ok(p),
-        _ => Err(ApiError::NotFound("platform")),
-    }
-}
-
-/// The platform if `who` operates it: 404 when unreadable, 403 when only read.
-pub async fn operated_platform(
-    state: &ContactsState,
-    who: &Identity,
-    platform_id: Uuid,
-    action: &str,
-) -> Result<system::Model, ApiError> {
-    let platform = readable_platform(state, who, platform_id).await?;
-    if operates(who, &platform) {
-        Ok(platform)
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "only the platform operator {action}"
-        )))
     }
 }

@@ -441,26 +441,27 @@ pub async fn refresh_state<C: ConnectionTrait>(
     Ok(state)
 }
 
-/// The reference of a recipient's notification, for its events.
-pub async fn about<C: ConnectionTrait>(
+/// What a contacts event says about the notification `n` for `org`.
+pub fn reference(n: &notification::Model, org: Uuid) -> NotificationRef {
+    NotificationRef {
+        notification_id: n.id,
+        subject: n.subject.clone(),
+        topic: n.topic.clone(),
+        platform_id: n.platform_id,
+        incident_id: n.incident_id,
+        organization_id: org,
+    }
+}
+
+/// The notification a recipient row belongs to.
+async fn notification_of<C: ConnectionTrait>(
     conn: &C,
     r: &recipient::Model,
-) -> Result<(NotificationRef, notification::Model), DbErr> {
-    let n = notification::Entity::find_by_id(r.notification_id)
+) -> Result<notification::Model, DbErr> {
+    notification::Entity::find_by_id(r.notification_id)
         .one(conn)
         .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("notification {}", r.notification_id)))?;
-    Ok((
-        NotificationRef {
-            notification_id: n.id,
-            subject: n.subject.clone(),
-            topic: n.topic.clone(),
-            platform_id: n.platform_id,
-            incident_id: n.incident_id,
-            organization_id: r.org_id,
-        },
-        n,
-    ))
+        .ok_or_else(|| DbErr::RecordNotFound(format!("notification {}", r.notification_id)))
 }
 
 /// What an acknowledgement found.
@@ -517,13 +518,13 @@ pub async fn acknowledge<C: ConnectionTrait>(
         &[DeliveryState::Pending, DeliveryState::Sending],
     )
     .await?;
-    let (about, n) = about(conn, &r).await?;
+    let n = notification_of(conn, &r).await?;
     outbox
         .stage(
             conn,
             Some(r.org_id),
             &NotificationAcknowledged {
-                about,
+                about: reference(&n, r.org_id),
                 acknowledged_by: by.to_owned(),
                 via: via.to_owned(),
                 acknowledged_at: now,
@@ -568,23 +569,20 @@ pub async fn advance_due<C: ConnectionTrait>(
     let orgs: Vec<Uuid> = due.iter().map(|r| r.org_id).collect();
     let contacts = store::contacts_of(conn, &orgs).await?;
     let failed = failed_steps(conn, &due).await?;
-    let mut notices: HashMap<Uuid, (NotificationRef, notification::Model)> = HashMap::new();
+    let mut notices: HashMap<Uuid, notification::Model> = HashMap::new();
     // Organisations exhausted now, by notification: one notice each to
     // the operator, and one state refresh each.
     let mut silent: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for r in &due {
-        let (about, n) = match notices.get(&r.notification_id) {
+        let n = match notices.get(&r.notification_id) {
             Some(found) => found.clone(),
             None => {
-                let found = about(conn, r).await?;
+                let found = notification_of(conn, r).await?;
                 notices.insert(r.notification_id, found.clone());
                 found
             }
         };
-        let about = NotificationRef {
-            organization_id: r.org_id,
-            ..about
-        };
+        let about = reference(&n, r.org_id);
         let (policy, systems, condition) = match readable(r, &n) {
             Ok(read) => read,
             Err(error) => {
@@ -685,7 +683,7 @@ pub async fn advance_due<C: ConnectionTrait>(
     }
     for (notification_id, orgs) in silent {
         refresh_state(conn, notification_id, now).await?;
-        let Some((_, n)) = notices.get(&notification_id) else {
+        let Some(n) = notices.get(&notification_id) else {
             continue;
         };
         let notice: Notice = from_column("notice", &n.notice)?;

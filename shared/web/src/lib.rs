@@ -11,6 +11,7 @@ pub mod error;
 pub mod identity;
 pub mod json;
 pub mod pagination;
+pub mod platforms;
 pub mod server;
 
 pub use error::ApiError;

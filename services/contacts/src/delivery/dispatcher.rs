@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Timelike as _, Utc};
 use futures::StreamExt as _;
 use renkei_bus::Outbox;
-use renkei_bus::contracts::contacts::{NotificationDelivered, NotificationRef};
+use renkei_bus::contracts::contacts::NotificationDelivered;
 use renkei_bus::worker::Idle;
 use renkei_settings::DeliverySettings;
 use renkei_store::Db;
@@ -504,14 +504,7 @@ impl Dispatcher {
                 events.push((
                     Some(r.org_id),
                     NotificationDelivered {
-                        about: NotificationRef {
-                            notification_id: n.id,
-                            subject: n.subject.clone(),
-                            topic: n.topic.clone(),
-                            platform_id: n.platform_id,
-                            incident_id: n.incident_id,
-                            organization_id: r.org_id,
-                        },
+                        about: crate::escalation::reference(n, r.org_id),
                         delivery_id: d.id,
                         contact_id: d.contact_id,
                         channel: d.channel.clone(),

@@ -48,8 +48,6 @@ fn bad(e: PayloadMismatch) -> HandlerError {
     HandlerError::Permanent(e.to_string())
 }
 
-pub use renkei_bus::registry_copy::upsert_systems;
-
 async fn platform_name<C: ConnectionTrait>(conn: &C, platform_id: Uuid) -> Result<String, DbErr> {
     Ok(store::platform(conn, platform_id)
         .await?

@@ -240,36 +240,21 @@ async fn list_contacts(
         None | Some("") => None,
         Some(r) => Some(ContactRole::parse("role", r).map_err(invalid)?),
     };
-    // Whose contacts the caller may see.
-    let mut visible: Vec<Uuid> = who.org.into_iter().collect();
-    if let Some(mine) = who.org
-        && who.has(Role::Operator)
-    {
-        let platforms = store::platforms_operated_by(&state.db.read, mine)
-            .await
-            .map_err(db)?;
-        if !platforms.is_empty() {
-            let owners: Vec<Uuid> = store::system::Entity::find()
-                .select_only()
-                .column(store::system::Column::OwnerOrgId)
-                .filter(store::system::Column::PlatformId.is_in(platforms))
-                .filter(store::system::Column::Lifecycle.ne("retired"))
-                .into_tuple()
-                .all(&state.db.read)
-                .await
-                .map_err(db)?;
-            visible.extend(owners);
-        }
-    }
-    if let Some(o) = org {
-        visible.retain(|v| *v == o);
-    }
+    // Whose contacts the caller may see: its own, and an operator those of
+    // its platforms' organisations, but another organisation's contacts
+    // tied to one of its systems only when that system is on the
+    // operator's platform.
+    let operated = access::operated_systems(&state, &who).await?;
+    let own = who.org.unwrap_or_default();
+    let mut visible: Vec<Uuid> = who
+        .org
+        .into_iter()
+        .chain(operated.iter().map(|s| s.owner_org_id))
+        .filter(|v| org.is_none_or(|o| o == *v))
+        .collect();
     visible.sort();
     visible.dedup();
-    // Another organisation's contacts tied to one of its systems are the
-    // operator's only when that system is on the operator's platform.
-    let own = who.org.unwrap_or_default();
-    let operated = access::operated_systems(&state, &who).await?;
+    let operated: Vec<Uuid> = operated.into_iter().map(|s| s.id).collect();
     let mut query = contact::Entity::find()
         .filter(contact::Column::OrgId.is_in(visible))
         .filter(
@@ -689,7 +674,7 @@ async fn get_cooperation_map(
     platform_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&platform_id, "platform")?;
-    let platform = access::readable_platform(&state, &who, id).await?;
+    let platform = access::platforms(&state).readable(&who, id).await?;
     Ok(HttpResponse::Ok().json(map_view(&state, &platform).await?))
 }
 
@@ -705,8 +690,9 @@ async fn put_cooperation_map(
     ValidJson(body): ValidJson<PutCooperationMap>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&platform_id, "platform")?;
-    let platform =
-        access::operated_platform(&state, &who, id, "changes the cooperation map").await?;
+    let platform = access::platforms(&state)
+        .operated(&who, id, "changes the cooperation map")
+        .await?;
     let to_lines = |lines: &[LineBody]| {
         lines
             .iter()
@@ -1177,8 +1163,9 @@ async fn create_drill(
     who: Identity,
     ValidJson(body): ValidJson<CreateDrill>,
 ) -> Result<HttpResponse, ApiError> {
-    let platform =
-        access::operated_platform(&state, &who, body.platform_id, "starts contact drills").await?;
+    let platform = access::platforms(&state)
+        .operated(&who, body.platform_id, "starts contact drills")
+        .await?;
     if let Some(h) = body.repeat_every_hours
         && !(1..=8_760).contains(&h)
     {
@@ -1229,7 +1216,9 @@ async fn stop_drill(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let d = visible_drill(&state, &who, &id).await?;
-    access::operated_platform(&state, &who, d.platform_id, "stops its drills").await?;
+    access::platforms(&state)
+        .operated(&who, d.platform_id, "stops its drills")
+        .await?;
     drills::stop(&state.db.write, d.id).await.map_err(db)?;
     let d = drill::Entity::find_by_id(d.id)
         .one(&state.db.write)

@@ -166,14 +166,6 @@ pub async fn platforms_operated_by<C: ConnectionTrait>(
         .collect())
 }
 
-/// Organisation names, for messages.
-pub async fn org_name<C: ConnectionTrait>(conn: &C, org: Uuid) -> Result<String, DbErr> {
-    Ok(organization::Entity::find_by_id(org)
-        .one(conn)
-        .await?
-        .map_or_else(|| org.to_string(), |o| o.name))
-}
-
 /// Names of many organisations in one query (unknown ones are left out).
 pub async fn org_names<C: ConnectionTrait>(
     conn: &C,

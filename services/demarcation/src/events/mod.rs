@@ -36,8 +36,6 @@ fn transient(e: FlowError) -> HandlerError {
     }
 }
 
-pub use renkei_bus::registry_copy::upsert_systems;
-
 #[async_trait::async_trait]
 impl EventHandler for RegistryEventsHandler {
     async fn handle(

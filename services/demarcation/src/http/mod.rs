@@ -290,7 +290,9 @@ async fn get_matrix(
     id: web::Path<String>,
     q: web::Query<VersionParam>,
 ) -> Result<HttpResponse, ApiError> {
-    let platform = access::readable_platform(&state, &who, path_id(&id, "platform")?).await?;
+    let platform = access::platforms(&state)
+        .readable(&who, path_id(&id, "platform")?)
+        .await?;
     let version = version_param(&q.version)?;
     let row = store::matrix(&state.db.read, platform.id, version)
         .await
@@ -311,9 +313,9 @@ async fn put_matrix(
     id: web::Path<String>,
     ValidJson(body): ValidJson<PutMatrix>,
 ) -> Result<HttpResponse, ApiError> {
-    let platform =
-        access::operated_platform(&state, &who, path_id(&id, "platform")?, "edits the matrix")
-            .await?;
+    let platform = access::platforms(&state)
+        .operated(&who, path_id(&id, "platform")?, "edits the matrix")
+        .await?;
     let matrix = matrix_from_body(&body)?;
     let txn = state.db.write.begin().await.map_err(db)?;
     store::lock_platform(&txn, platform.id).await.map_err(db)?;
@@ -401,7 +403,9 @@ async fn get_gaps(
     id: web::Path<String>,
     q: web::Query<VersionParam>,
 ) -> Result<HttpResponse, ApiError> {
-    let platform = access::readable_platform(&state, &who, path_id(&id, "platform")?).await?;
+    let platform = access::platforms(&state)
+        .readable(&who, path_id(&id, "platform")?)
+        .await?;
     let version = version_param(&q.version)?;
     let conn = &state.db.read;
     let row = store::matrix(conn, platform.id, version)
@@ -524,8 +528,9 @@ async fn create_rules(
     id: web::Path<String>,
     ValidJson(body): ValidJson<CreateRules>,
 ) -> Result<HttpResponse, ApiError> {
-    let platform =
-        access::operated_platform(&state, &who, path_id(&id, "platform")?, "drafts rules").await?;
+    let platform = access::platforms(&state)
+        .operated(&who, path_id(&id, "platform")?, "drafts rules")
+        .await?;
     let content = RulesContent {
         title: body
             .title
@@ -580,7 +585,9 @@ async fn list_rules(
     id: web::Path<String>,
     filter: web::Query<StateFilter>,
 ) -> Result<HttpResponse, ApiError> {
-    let platform = access::readable_platform(&state, &who, path_id(&id, "platform")?).await?;
+    let platform = access::platforms(&state)
+        .readable(&who, path_id(&id, "platform")?)
+        .await?;
     let mut query = rule_version::Entity::find()
         .filter(rule_version::Column::PlatformId.eq(platform.id))
         .order_by_desc(rule_version::Column::Version);
@@ -610,7 +617,8 @@ async fn readable_version(
         .await
         .map_err(db)?
         .ok_or(ApiError::NotFound("rules version"))?;
-    let platform = access::readable_platform(state, who, version.platform_id)
+    let platform = access::platforms(state)
+        .readable(who, version.platform_id)
         .await
         .map_err(|_| ApiError::NotFound("rules version"))?;
     Ok((version, platform))
@@ -728,7 +736,7 @@ async fn propose(
         ))
     })?;
     let txn = state.db.write.begin().await.map_err(db)?;
-    events::upsert_systems(&txn, &current.systems)
+    renkei_bus::registry_copy::upsert_systems(&txn, &current.systems)
         .await
         .map_err(db)?;
     let proposed = consensus::propose(&txn, &state.outbox, version, respond_by).await?;
