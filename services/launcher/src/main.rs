@@ -151,14 +151,20 @@ async fn up(settings: Settings) -> anyhow::Result<()> {
     let registry: renkei_registry::Registry = runtime.start_service(&settings).await?;
     let demarcation: renkei_demarcation::Demarcation = runtime.start_service(&settings).await?;
     let contacts: renkei_contacts::Contacts = runtime.start_service(&settings).await?;
+    let emergency: renkei_emergency::Emergency = runtime.start_service(&settings).await?;
     let running = runtime.spawn(
         &settings,
-        vec![registry.module(), demarcation.module(), contacts.module()],
+        vec![
+            registry.module(),
+            demarcation.module(),
+            contacts.module(),
+            emergency.module(),
+        ],
     )?;
     #[allow(clippy::print_stdout)]
     {
         println!("renkei up: http://{}", running.addr);
-        println!("  services : registry, demarcation, contacts");
+        println!("  services : registry, demarcation, contacts, emergency");
         println!("  nats     : {}", settings.nats.url);
         println!("  data dir : {}", settings.data_dir.display());
         println!(

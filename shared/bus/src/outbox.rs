@@ -83,6 +83,36 @@ impl Outbox {
         Ok(envelope)
     }
 
+    /// Writes `event` into `txn`, to be published on `subject` instead of
+    /// its type's own (one subject per incident, say). `subject` must be
+    /// captured by the same stream as the type's.
+    #[tracing::instrument(skip_all, fields(subject = %subject))]
+    pub async fn stage_on<E: Event, C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        organization_id: Option<Uuid>,
+        subject: String,
+        event: &E,
+    ) -> Result<Envelope, DbErr> {
+        let same_stream = crate::subjects::stream_for(&subject).map(|s| s.name)
+            == crate::subjects::stream_for(E::SUBJECT).map(|s| s.name);
+        if !same_stream {
+            return Err(DbErr::Custom(format!(
+                "{subject} is not captured by the stream of {}",
+                E::SUBJECT
+            )));
+        }
+        let (mut envelope, mut row) = self.row(organization_id, event)?;
+        envelope.subject = subject;
+        row.subject = Set(envelope.subject.clone());
+        row.envelope =
+            Set(serde_json::to_string(&envelope).map_err(|e| DbErr::Custom(e.to_string()))?);
+        entity::Entity::insert(row)
+            .exec_without_returning(txn)
+            .await?;
+        Ok(envelope)
+    }
+
     /// Writes many events into `txn` in few statements (one event per
     /// organisation when a rules version comes into force, say), in order.
     #[tracing::instrument(skip_all, fields(subject = E::SUBJECT, count = events.len()))]

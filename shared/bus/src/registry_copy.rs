@@ -59,6 +59,52 @@ pub mod system {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// The migrations that create the copy's two tables, under the names a
+/// service's migrator gives them.
+pub fn tables(
+    organizations: &'static str,
+    systems: &'static str,
+) -> [renkei_store::schema::CreateTable; 2] {
+    use renkei_store::schema::{CreateTable, at, index, string, uuid};
+    use sea_orm_migration::prelude::Table;
+    [
+        CreateTable {
+            name: organizations,
+            table: Table::create()
+                .table("organizations")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(string("name"))
+                .col(string("kind"))
+                .to_owned(),
+            indexes: vec![],
+        },
+        CreateTable {
+            name: systems,
+            table: Table::create()
+                .table("systems")
+                .if_not_exists()
+                .col(uuid("id").primary_key())
+                .col(uuid("platform_id"))
+                .col(uuid("owner_org_id"))
+                .col(string("kind"))
+                .col(string("name"))
+                .col(string("lifecycle"))
+                .col(at("updated_at"))
+                .to_owned(),
+            indexes: vec![
+                index(
+                    "systems_platform_owner",
+                    "systems",
+                    &["platform_id", "owner_org_id"],
+                    false,
+                ),
+                index("systems_owner", "systems", &["owner_org_id"], false),
+            ],
+        },
+    ]
+}
+
 /// Stores system snapshots, replacing what was known of them.
 pub async fn upsert_systems<C: ConnectionTrait>(
     conn: &C,
@@ -199,23 +245,27 @@ pub async fn find_platform(
     platform_id: Uuid,
     timeout: Duration,
 ) -> Result<Option<system::Model>, LookupError> {
-    if let Some(p) = platform(&db.read, platform_id).await? {
-        return Ok(Some(p));
+    Ok(find_system(db, nats, platform_id, timeout)
+        .await?
+        .filter(|s| s.kind == "platform"))
+}
+
+/// A system (or platform), from the copy or, when its event has not
+/// arrived yet, read through from the registry (and kept).
+pub async fn find_system(
+    db: &renkei_store::Db,
+    nats: &async_nats::Client,
+    system_id: Uuid,
+    timeout: Duration,
+) -> Result<Option<system::Model>, LookupError> {
+    if let Some(s) = system::Entity::find_by_id(system_id).one(&db.read).await? {
+        return Ok(Some(s));
     }
-    match query::request(
-        nats,
-        &SystemQuery {
-            system_id: platform_id,
-        },
-        timeout,
-    )
-    .await
-    {
-        Ok(snapshot) if snapshot.kind == "platform" => {
+    match query::request(nats, &SystemQuery { system_id }, timeout).await {
+        Ok(snapshot) => {
             upsert_systems(&db.write, &[snapshot]).await?;
-            Ok(platform(&db.read, platform_id).await?)
+            Ok(system::Entity::find_by_id(system_id).one(&db.read).await?)
         }
-        Ok(_) => Ok(None),
         Err(QueryError::Refused(f)) if f.code == "not_found" => Ok(None),
         Err(e) => Err(LookupError::Unavailable(e.to_string())),
     }

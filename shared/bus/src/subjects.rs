@@ -69,6 +69,19 @@ pub const CONTACTS_DRILL_STARTED: &str = "contacts.drill.started";
 // emergency
 pub const EMERGENCY_INCIDENT_SPREAD_RISK: &str = "emergency.incident.spread_risk";
 pub const EMERGENCY_INCIDENT_STATUS_CHANGED: &str = "emergency.incident.status_changed";
+/// The type of coordination messages; each is published on its incident's
+/// own subject, [`incident_messages`].
+pub const EMERGENCY_MESSAGE_POSTED: &str = "emergency.message.posted";
+pub const EMERGENCY_ADVISORY_ISSUED: &str = "emergency.advisory.issued";
+pub const EMERGENCY_DEADLINE_MISSED: &str = "emergency.deadline.missed";
+pub const EMERGENCY_REPORT_FILED: &str = "emergency.report.filed";
+
+/// The subject of one incident's coordination messages
+/// (`emergency.messages.<incident id>`), in the EMERGENCY stream, so that an
+/// organisation's tooling can subscribe to one incident.
+pub fn incident_messages(incident_id: uuid::Uuid) -> String {
+    format!("emergency.messages.{incident_id}")
+}
 
 // queries
 pub const QUERY_REGISTRY_BLAST_RADIUS: &str = "query.registry.blast_radius";
@@ -110,6 +123,10 @@ pub const EVENT_SUBJECTS: &[&str] = &[
     CONTACTS_DRILL_STARTED,
     EMERGENCY_INCIDENT_SPREAD_RISK,
     EMERGENCY_INCIDENT_STATUS_CHANGED,
+    EMERGENCY_MESSAGE_POSTED,
+    EMERGENCY_ADVISORY_ISSUED,
+    EMERGENCY_DEADLINE_MISSED,
+    EMERGENCY_REPORT_FILED,
 ];
 
 /// The stream that captures `subject`, if any.

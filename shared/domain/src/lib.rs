@@ -20,6 +20,70 @@ impl Invalid {
     }
 }
 
+/// Free text of at most `max` characters (line breaks and tabs allowed, no
+/// other control characters), trimmed; empty when `required` is false.
+pub fn valid_text(field: &str, value: &str, max: usize, required: bool) -> Result<String, Invalid> {
+    let trimmed = value.trim();
+    if required && trimmed.is_empty() {
+        return Err(Invalid::new(field, "must not be empty"));
+    }
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(Invalid::new(field, "must not contain control characters"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(Invalid::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Incident categories, shared with the emergency service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    Malware,
+    UnauthorizedAccess,
+    DataLeak,
+    DenialOfService,
+    Outage,
+    Other,
+}
+
+impl Category {
+    pub const ALL: [Category; 6] = [
+        Category::Malware,
+        Category::UnauthorizedAccess,
+        Category::DataLeak,
+        Category::DenialOfService,
+        Category::Outage,
+        Category::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Malware => "malware",
+            Category::UnauthorizedAccess => "unauthorized_access",
+            Category::DataLeak => "data_leak",
+            Category::DenialOfService => "denial_of_service",
+            Category::Outage => "outage",
+            Category::Other => "other",
+        }
+    }
+
+    pub fn parse(field: &'static str, value: &str) -> Result<Category, Invalid> {
+        parse_word(field, value, &Category::ALL, Category::as_str)
+    }
+
+    /// Its bit in a set of categories (a link's `propagates` mask).
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
 /// Checks a required human-readable text of at most `max` characters and
 /// returns it trimmed.
 pub fn valid_name(field: &str, value: &str, max: usize) -> Result<String, Invalid> {

@@ -37,6 +37,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub outbox: OutboxSettings,
     pub contacts: ContactsSettings,
+    pub emergency: EmergencySettings,
 }
 
 /// The HTTP front of a service.
@@ -122,6 +123,16 @@ pub struct ContactsSettings {
     pub public_url: String,
     pub smtp: SmtpSettings,
     pub delivery: DeliverySettings,
+}
+
+/// Deadlines of the emergency service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmergencySettings {
+    /// Seconds from declaration to the initial report's deadline for
+    /// severities 1 and 2 (default one hour).
+    pub initial_report_due_secs_severe: u64,
+    /// The same for severities 3 and 4 (default 24 hours).
+    pub initial_report_due_secs_other: u64,
 }
 
 /// The mail relay that email channels go through.
@@ -211,6 +222,10 @@ impl Default for Settings {
                     timeout_ms: 10_000,
                     concurrency: 64,
                 },
+            },
+            emergency: EmergencySettings {
+                initial_report_due_secs_severe: 3_600,
+                initial_report_due_secs_other: 86_400,
             },
         }
     }
@@ -317,6 +332,21 @@ impl Settings {
                 "contacts.public_url",
                 "expected http(s)://host[:port], or empty",
             );
+        }
+        let emergency = &self.emergency;
+        for (field, secs) in [
+            (
+                "emergency.initial_report_due_secs_severe",
+                emergency.initial_report_due_secs_severe,
+            ),
+            (
+                "emergency.initial_report_due_secs_other",
+                emergency.initial_report_due_secs_other,
+            ),
+        ] {
+            if secs == 0 {
+                return invalid(field, "must be greater than 0");
+            }
         }
         let delivery = &self.contacts.delivery;
         if delivery.max_attempts == 0 {

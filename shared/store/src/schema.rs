@@ -67,3 +67,47 @@ pub fn at_null(name: &str) -> ColumnDef {
         .null()
         .to_owned()
 }
+
+/// A UUID column that is always set.
+pub fn uuid(name: &str) -> ColumnDef {
+    ColumnDef::new(name.to_owned()).uuid().not_null().to_owned()
+}
+
+/// A UUID column that may be empty.
+pub fn uuid_null(name: &str) -> ColumnDef {
+    ColumnDef::new(name.to_owned()).uuid().null().to_owned()
+}
+
+/// A short string column (names, states, kinds).
+pub fn string(name: &str) -> ColumnDef {
+    ColumnDef::new(name.to_owned())
+        .string()
+        .not_null()
+        .to_owned()
+}
+
+/// A text column (free text, JSON documents).
+pub fn text(name: &str) -> ColumnDef {
+    ColumnDef::new(name.to_owned()).text().not_null().to_owned()
+}
+
+/// A text column that may be empty.
+pub fn text_null(name: &str) -> ColumnDef {
+    ColumnDef::new(name.to_owned()).text().null().to_owned()
+}
+
+/// A 32-bit integer column.
+pub fn int(name: &str) -> ColumnDef {
+    ColumnDef::new(name.to_owned())
+        .integer()
+        .not_null()
+        .to_owned()
+}
+
+/// A boolean column.
+pub fn boolean(name: &str) -> ColumnDef {
+    ColumnDef::new(name.to_owned())
+        .boolean()
+        .not_null()
+        .to_owned()
+}

@@ -8,10 +8,14 @@ pub struct Migrator;
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = renkei_bus::migrations::all();
+        let [organizations, systems] = renkei_bus::registry_copy::tables(
+            "m20261126_000202_create_organizations",
+            "m20261126_000203_create_systems",
+        );
         for table in [
             controls(),
-            organizations(),
-            systems(),
+            organizations,
+            systems,
             matrix_versions(),
             rule_versions(),
             rule_parties(),
@@ -40,43 +44,6 @@ fn controls() -> CreateTable {
             .col(at("created_at"))
             .to_owned(),
         indexes: vec![],
-    }
-}
-
-fn organizations() -> CreateTable {
-    CreateTable {
-        name: "m20261126_000202_create_organizations",
-        table: Table::create()
-            .table("organizations")
-            .if_not_exists()
-            .col(ColumnDef::new("id").uuid().not_null().primary_key())
-            .col(ColumnDef::new("name").string().not_null())
-            .col(ColumnDef::new("kind").string().not_null())
-            .to_owned(),
-        indexes: vec![],
-    }
-}
-
-fn systems() -> CreateTable {
-    CreateTable {
-        name: "m20261126_000203_create_systems",
-        table: Table::create()
-            .table("systems")
-            .if_not_exists()
-            .col(ColumnDef::new("id").uuid().not_null().primary_key())
-            .col(ColumnDef::new("platform_id").uuid().not_null())
-            .col(ColumnDef::new("owner_org_id").uuid().not_null())
-            .col(ColumnDef::new("kind").string().not_null())
-            .col(ColumnDef::new("name").string().not_null())
-            .col(ColumnDef::new("lifecycle").string().not_null())
-            .col(at("updated_at"))
-            .to_owned(),
-        indexes: vec![index(
-            "systems_platform_owner",
-            "systems",
-            &["platform_id", "owner_org_id"],
-            false,
-        )],
     }
 }
 

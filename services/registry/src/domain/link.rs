@@ -36,45 +36,7 @@ impl LinkKind {
 }
 
 /// Incident categories, shared with the emergency service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Category {
-    Malware,
-    UnauthorizedAccess,
-    DataLeak,
-    DenialOfService,
-    Outage,
-    Other,
-}
-
-impl Category {
-    pub const ALL: [Category; 6] = [
-        Category::Malware,
-        Category::UnauthorizedAccess,
-        Category::DataLeak,
-        Category::DenialOfService,
-        Category::Outage,
-        Category::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Malware => "malware",
-            Category::UnauthorizedAccess => "unauthorized_access",
-            Category::DataLeak => "data_leak",
-            Category::DenialOfService => "denial_of_service",
-            Category::Outage => "outage",
-            Category::Other => "other",
-        }
-    }
-
-    pub fn parse(field: &'static str, value: &str) -> Result<Category, Invalid> {
-        parse_word(field, value, &Category::ALL, Category::as_str)
-    }
-
-    fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
-}
+pub use renkei_domain::Category;
 
 /// A set of categories, stored as a bit mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -1,0 +1,120 @@
+//! The emergency service's tables and the queries more than one module uses.
+
+pub mod entities;
+pub mod migrations;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+pub use entities::*;
+pub use renkei_bus::registry_copy::{organization, system};
+use renkei_store::json::to_column;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+};
+use uuid::Uuid;
+
+/// Names of organisations, by id (ids stand in for unknown ones).
+pub async fn org_names<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, String>, DbErr> {
+    let mut names = HashMap::new();
+    for chunk in ids.chunks(500) {
+        for o in organization::Entity::find()
+            .filter(organization::Column::Id.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?
+        {
+            names.insert(o.id, o.name);
+        }
+    }
+    Ok(names)
+}
+
+/// Names of systems, by id.
+pub async fn system_names<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, String>, DbErr> {
+    let mut names = HashMap::new();
+    for chunk in ids.chunks(500) {
+        for s in system::Entity::find()
+            .filter(system::Column::Id.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?
+        {
+            names.insert(s.id, s.name);
+        }
+    }
+    Ok(names)
+}
+
+/// The central coordinating bodies of the installation.
+pub async fn central_bodies<C: ConnectionTrait>(conn: &C) -> Result<Vec<Uuid>, DbErr> {
+    Ok(organization::Entity::find()
+        .filter(organization::Column::Kind.eq("central_body"))
+        .order_by_asc(organization::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|o| o.id)
+        .collect())
+}
+
+/// The affected organisations of an incident.
+pub async fn affected_of<C: ConnectionTrait>(
+    conn: &C,
+    incident_id: Uuid,
+) -> Result<Vec<affected::Model>, DbErr> {
+    affected::Entity::find()
+        .filter(affected::Column::IncidentId.eq(incident_id))
+        .order_by_asc(affected::Column::Id)
+        .all(conn)
+        .await
+}
+
+/// One timeline entry to append.
+#[derive(Debug)]
+pub struct Entry<'a> {
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub org_id: Option<Uuid>,
+    pub text: String,
+    pub detail: serde_json::Value,
+}
+
+/// Appends entries to an incident's timeline, with the current trace id.
+pub async fn append<C: ConnectionTrait>(
+    conn: &C,
+    incident_id: Uuid,
+    at: DateTime<Utc>,
+    entries: Vec<Entry<'_>>,
+) -> Result<(), DbErr> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let trace_id = renkei_telemetry::trace_id(&tracing::Span::current());
+    let rows = entries
+        .into_iter()
+        .map(|e| {
+            Ok(timeline::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                incident_id: Set(incident_id),
+                at: Set(at),
+                kind: Set(e.kind.to_owned()),
+                actor: Set(e.actor.to_owned()),
+                org_id: Set(e.org_id),
+                text: Set(e.text),
+                detail: Set(to_column(&e.detail)?),
+                trace_id: Set(trace_id.clone()),
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    for chunk in rows.chunks(300) {
+        timeline::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
