@@ -230,8 +230,11 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                         organization_id: o.id,
                         system_ids: vec![o.system],
                         hops: 1,
+                        paths: vec![vec![orgs[0].system, platform, o.system]],
                     })
                     .collect(),
+                informed: Vec::new(),
+                assessment: 1,
             };
             let envelope = Envelope::new("emergency", None, &event)?;
             let before = sink.count();

@@ -17,7 +17,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::{DeliveryState, Notice};
-use crate::escalation::{self, Opening};
+use crate::escalation::{self, Addressee, Opening};
 use crate::store::{self, delivery, drill, notification, recipient};
 
 /// Starts the next run of `drill`: one notification to every organisation
@@ -35,25 +35,25 @@ pub async fn start_run<C: ConnectionTrait>(
     let mut opened = None;
     if let Some(platform) = store::platform(conn, d.platform_id).await? {
         let members = store::members(conn, &platform).await?;
-        let orgs: Vec<(Uuid, Vec<Uuid>)> = std::iter::once(members.operator)
+        let orgs: Vec<Addressee> = std::iter::once(members.operator)
             .chain(members.linked)
-            .map(|o| (o, Vec::new()))
+            .map(Addressee::org)
             .collect();
         opened = escalation::open(
             conn,
             outbox,
             Opening {
-                subject: CONTACTS_DRILL_STARTED.to_owned(),
-                topic: format!("drill/{}/{run}", d.id),
-                notice: Notice::Drill {
-                    platform: platform.name.clone(),
-                    run: run as u32,
-                },
                 platform_id: Some(platform.id),
-                incident_id: None,
                 drill_id: Some(d.id),
-                source_event_id: None,
-                orgs,
+                ..Opening::new(
+                    CONTACTS_DRILL_STARTED,
+                    format!("drill/{}/{run}", d.id),
+                    Notice::Drill {
+                        platform: platform.name.clone(),
+                        run: run as u32,
+                    },
+                    orgs,
+                )
             },
             now,
         )

@@ -3,6 +3,12 @@
 //! for organisations, entering escalation steps (which creates the
 //! deliveries), acknowledging, and exhausting. The dispatcher and the timer
 //! in [`crate::delivery`] drive them.
+//!
+//! Who a step reaches is narrowed by the notice's TLP marking (`red`: the
+//! CISO and CSIRT only; `amber+strict`: no liaisons). A notification that
+//! needs no acknowledgement tells each organisation through the first step
+//! that reaches someone and runs no timer: the step is left only when all
+//! its deliveries failed.
 
 use std::collections::{HashMap, HashSet};
 
@@ -21,7 +27,8 @@ use uuid::Uuid;
 
 use crate::domain::policy::recipients;
 use crate::domain::{
-    Condition, DeliveryState, Notice, NotificationState, OrgState, Policy, Position,
+    Condition, ContactRole, DeliveryState, Detail, Notice, NotificationState, OrgState, Policy,
+    Position, Tlp,
 };
 use crate::store::{self, StoredContact, delivery, notification, recipient};
 
@@ -37,8 +44,70 @@ pub struct Opening {
     pub incident_id: Option<Uuid>,
     pub drill_id: Option<Uuid>,
     pub source_event_id: Option<Uuid>,
-    /// Organisations to tell, each with its systems concerned (empty: all).
-    pub orgs: Vec<(Uuid, Vec<Uuid>)>,
+    /// Organisations to tell; one already told of the topic, or named
+    /// twice, is told once (the first time it is named).
+    pub orgs: Vec<Addressee>,
+    /// Whether each organisation must acknowledge. If not, it is told
+    /// through the first step of its escalation that reaches someone, and
+    /// not escalated further (no timer).
+    pub ack_required: bool,
+    /// A contact role told first, before each organisation's own policy
+    /// (an organisation without such a contact goes straight on to it).
+    pub first_to: Option<ContactRole>,
+}
+
+impl Opening {
+    /// An opening with the usual defaults: each organisation acknowledges,
+    /// its own policy from the start, about no platform, incident or drill.
+    pub fn new(
+        subject: impl Into<String>,
+        topic: impl Into<String>,
+        notice: Notice,
+        orgs: Vec<Addressee>,
+    ) -> Opening {
+        Opening {
+            subject: subject.into(),
+            topic: topic.into(),
+            notice,
+            platform_id: None,
+            incident_id: None,
+            drill_id: None,
+            source_event_id: None,
+            orgs,
+            ack_required: true,
+            first_to: None,
+        }
+    }
+}
+
+/// An organisation to tell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Addressee {
+    pub org_id: Uuid,
+    /// Its systems concerned (empty: all): contacts tied to other systems
+    /// are not told, and a policy of one of these systems is used.
+    pub systems: Vec<Uuid>,
+    /// What its messages add to the notice, for it alone.
+    pub detail: Option<Detail>,
+}
+
+impl Addressee {
+    /// The whole organisation, nothing of its own added.
+    pub fn org(org_id: Uuid) -> Addressee {
+        Addressee {
+            org_id,
+            systems: Vec::new(),
+            detail: None,
+        }
+    }
+
+    pub fn with_systems(org_id: Uuid, systems: Vec<Uuid>) -> Addressee {
+        Addressee {
+            org_id,
+            systems,
+            detail: None,
+        }
+    }
 }
 
 /// What opening did.
@@ -81,10 +150,10 @@ async fn open_one<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<(Option<Opened>, Vec<Opening>), DbErr> {
     let mut seen = HashSet::new();
-    let mut orgs: Vec<(Uuid, Vec<Uuid>)> = opening
+    let mut orgs: Vec<Addressee> = opening
         .orgs
         .into_iter()
-        .filter(|(o, _)| seen.insert(*o))
+        .filter(|a| seen.insert(a.org_id))
         .collect();
     let mut told = HashSet::new();
     for chunk in orgs.chunks(500) {
@@ -92,19 +161,20 @@ async fn open_one<C: ConnectionTrait>(
             .select_only()
             .column(recipient::Column::OrgId)
             .filter(recipient::Column::Topic.eq(&opening.topic))
-            .filter(recipient::Column::OrgId.is_in(chunk.iter().map(|(o, _)| *o)))
+            .filter(recipient::Column::OrgId.is_in(chunk.iter().map(|a| a.org_id)))
             .into_tuple::<Uuid>()
             .all(conn)
             .await?;
         told.extend(rows);
     }
-    orgs.retain(|(o, _)| !told.contains(o));
+    orgs.retain(|a| !told.contains(&a.org_id));
     if orgs.is_empty() {
         return Ok((None, Vec::new()));
     }
 
     let notification_id = Uuid::now_v7();
     let condition = opening.notice.condition();
+    let tlp = opening.notice.tlp();
     notification::Entity::insert(notification::ActiveModel {
         id: Set(notification_id),
         subject: Set(opening.subject.clone()),
@@ -116,14 +186,17 @@ async fn open_one<C: ConnectionTrait>(
         source_event_id: Set(opening.source_event_id),
         notice: Set(to_column(&opening.notice)?),
         state: Set(NotificationState::Open.as_str().to_owned()),
+        ack_required: Set(opening.ack_required),
         created_at: Set(now),
         updated_at: Set(now),
     })
     .exec_without_returning(conn)
     .await?;
 
-    let org_ids: Vec<Uuid> = orgs.iter().map(|(o, _)| *o).collect();
-    let policies = store::policies_for(conn, &orgs).await?;
+    let org_ids: Vec<Uuid> = orgs.iter().map(|a| a.org_id).collect();
+    let scopes: Vec<(Uuid, Vec<Uuid>)> =
+        orgs.iter().map(|a| (a.org_id, a.systems.clone())).collect();
+    let policies = store::policies_for(conn, &scopes).await?;
     let contacts = store::contacts_of(conn, &org_ids).await?;
     let about = |org: Uuid| NotificationRef {
         notification_id,
@@ -139,18 +212,28 @@ async fn open_one<C: ConnectionTrait>(
     let mut escalated = Vec::new();
     let mut exhausted = Vec::new();
     let mut states = Vec::with_capacity(orgs.len());
-    for (org, systems) in &orgs {
-        let policy = policies
+    for Addressee {
+        org_id: org,
+        systems,
+        detail,
+    } in &orgs
+    {
+        let own = policies
             .get(org)
             .cloned()
             .unwrap_or_else(Policy::default_policy);
+        let policy = match opening.first_to {
+            Some(role) => own.led_by(role),
+            None => own,
+        };
         let recipient_id = Uuid::now_v7();
         let plan = plan(
             &policy,
             Position::default(),
-            contacts.get(org).map_or(&[][..], Vec::as_slice),
+            admitted(contacts.get(org), tlp),
             systems,
             condition,
+            opening.ack_required,
             now,
         );
         let target = Target {
@@ -181,6 +264,7 @@ async fn open_one<C: ConnectionTrait>(
             topic: Set(opening.topic.clone()),
             org_id: Set(*org),
             systems: Set(to_column(systems)?),
+            detail: Set(detail.as_ref().map(to_column).transpose()?),
             policy: Set(to_column(&policy)?),
             state: Set(state.as_str().to_owned()),
             step: Set(plan.position.step as i32),
@@ -218,7 +302,7 @@ async fn open_one<C: ConnectionTrait>(
         conn,
         &opening.notice,
         opening.platform_id,
-        opening.drill_id,
+        opening.drill_id.is_some() || !opening.ack_required,
         &silent,
         &opening.topic,
     )
@@ -286,15 +370,26 @@ impl Plan<'_> {
     }
 }
 
+/// The contacts of an organisation a notice marked `tlp` may reach.
+fn admitted(contacts: Option<&Vec<StoredContact>>, tlp: Option<Tlp>) -> Vec<&StoredContact> {
+    contacts
+        .into_iter()
+        .flatten()
+        .filter(|c| tlp.is_none_or(|t| t.admits(c.candidate.role)))
+        .collect()
+}
+
 /// Enters escalation at `start`: the first step from there that reaches
-/// someone, skipping steps with nobody to tell; exhausted when a whole
-/// round finds nobody or the policy ends.
+/// someone among `contacts`, skipping steps with nobody to tell; exhausted
+/// when a whole round finds nobody or the policy ends. Without
+/// `ack_required`, the step found runs no timer.
 fn plan<'a>(
     policy: &Policy,
     start: Position,
-    contacts: &'a [StoredContact],
+    contacts: Vec<&'a StoredContact>,
     systems: &[Uuid],
     condition: Condition,
+    ack_required: bool,
     now: DateTime<Utc>,
 ) -> Plan<'a> {
     let candidates: Vec<_> = contacts.iter().map(|c| c.candidate.clone()).collect();
@@ -306,6 +401,7 @@ fn plan<'a>(
         if !ids.is_empty() {
             let told = contacts
                 .iter()
+                .copied()
                 .filter(|c| ids.contains(&c.candidate.id))
                 .collect();
             return Plan {
@@ -313,7 +409,8 @@ fn plan<'a>(
                 told,
                 skipped,
                 exhausted: false,
-                next_at: Some(now + chrono::Duration::seconds(i64::from(step.wait_seconds))),
+                next_at: ack_required
+                    .then(|| now + chrono::Duration::seconds(i64::from(step.wait_seconds))),
             };
         }
         // A whole round with nobody to tell ends it: the next would find
@@ -352,17 +449,18 @@ fn escalated_event(about: NotificationRef, at: Position, reason: &str) -> Notifi
 
 /// The notice to the platform operator that `silent` organisations never
 /// acknowledged (one notice for all of them), unless that would be
-/// pointless: the operator itself, a drill (its report says it), or a
-/// notice of that kind already.
+/// pointless: the operator itself, a notice of that kind already, or
+/// `unasked` (a drill, whose report says it, or a notification that needed
+/// no acknowledgement).
 async fn tell_operator<C: ConnectionTrait>(
     conn: &C,
     notice: &Notice,
     platform_id: Option<Uuid>,
-    drill_id: Option<Uuid>,
+    unasked: bool,
     silent: &[Uuid],
     topic: &str,
 ) -> Result<Option<Opening>, DbErr> {
-    if silent.is_empty() || drill_id.is_some() || matches!(notice, Notice::Unacknowledged { .. }) {
+    if silent.is_empty() || unasked || matches!(notice, Notice::Unacknowledged { .. }) {
         return Ok(None);
     }
     let Some(platform_id) = platform_id else {
@@ -382,22 +480,21 @@ async fn tell_operator<C: ConnectionTrait>(
     }
     let names = store::org_names(conn, &others).await?;
     Ok(Some(Opening {
-        subject: renkei_bus::subjects::CONTACTS_NOTIFICATION_EXHAUSTED.to_owned(),
-        topic: format!("{topic}/unacknowledged/{}", Uuid::now_v7()),
-        notice: Notice::Unacknowledged {
-            organizations: others
-                .iter()
-                .map(|o| names.get(o).cloned().unwrap_or_else(|| o.to_string()))
-                .collect(),
-            title_ja: notice.title(crate::domain::Language::Ja),
-            title_en: notice.title(crate::domain::Language::En),
-            emergency: notice.condition() == Condition::Emergency,
-        },
         platform_id: Some(platform_id),
-        incident_id: None,
-        drill_id: None,
-        source_event_id: None,
-        orgs: vec![(platform.owner_org_id, Vec::new())],
+        ..Opening::new(
+            renkei_bus::subjects::CONTACTS_NOTIFICATION_EXHAUSTED,
+            format!("{topic}/unacknowledged/{}", Uuid::now_v7()),
+            Notice::Unacknowledged {
+                organizations: others
+                    .iter()
+                    .map(|o| names.get(o).cloned().unwrap_or_else(|| o.to_string()))
+                    .collect(),
+                title_ja: notice.title(crate::domain::Language::Ja),
+                title_en: notice.title(crate::domain::Language::En),
+                emergency: notice.condition() == Condition::Emergency,
+            },
+            vec![Addressee::org(platform.owner_org_id)],
+        )
     }))
 }
 
@@ -583,7 +680,7 @@ pub async fn advance_due<C: ConnectionTrait>(
             }
         };
         let about = reference(&n, r.org_id);
-        let (policy, systems, condition) = match readable(r, &n) {
+        let (policy, systems, condition, tlp) = match readable(r, &n) {
             Ok(read) => read,
             Err(error) => {
                 // One unreadable row must not hold up every escalation:
@@ -614,9 +711,10 @@ pub async fn advance_due<C: ConnectionTrait>(
                 let mut p = plan(
                     &policy,
                     next,
-                    contacts.get(&r.org_id).map_or(&[][..], Vec::as_slice),
+                    admitted(contacts.get(&r.org_id), tlp),
                     &systems,
                     condition,
+                    n.ack_required,
                     now,
                 );
                 p.skipped.insert(0, (next, reason));
@@ -687,8 +785,9 @@ pub async fn advance_due<C: ConnectionTrait>(
             continue;
         };
         let notice: Notice = from_column("notice", &n.notice)?;
+        let unasked = n.drill_id.is_some() || !n.ack_required;
         if let Some(tell) =
-            tell_operator(conn, &notice, n.platform_id, n.drill_id, &orgs, &n.topic).await?
+            tell_operator(conn, &notice, n.platform_id, unasked, &orgs, &n.topic).await?
         {
             open(conn, outbox, tell, now).await?;
         }
@@ -696,16 +795,17 @@ pub async fn advance_due<C: ConnectionTrait>(
     Ok(due.len())
 }
 
-/// A recipient row's policy, systems and condition, read back.
+/// A recipient row's policy, systems, condition and marking, read back.
 fn readable(
     r: &recipient::Model,
     n: &notification::Model,
-) -> Result<(Policy, Vec<Uuid>, Condition), DbErr> {
+) -> Result<(Policy, Vec<Uuid>, Condition, Option<Tlp>), DbErr> {
     let policy: Policy = from_column("escalation policy", &r.policy)?;
     let systems: Vec<Uuid> = from_column("systems concerned", &r.systems)?;
     let condition = Condition::parse(&n.condition)
         .ok_or_else(|| renkei_store::json::corrupt("condition", &n.condition))?;
-    Ok((policy, systems, condition))
+    let notice: Notice = from_column("notice", &n.notice)?;
+    Ok((policy, systems, condition, notice.tlp()))
 }
 
 /// Closes an organisation's deliveries that are in `states`.

@@ -35,6 +35,13 @@ pub struct Outgoing {
     pub text: String,
     /// POST to acknowledge for the organisation (GET shows a page).
     pub ack_url: String,
+    /// Whether the organisation is asked to acknowledge (else it is only
+    /// told; the link records that it read the message).
+    pub ack_required: bool,
+    /// The TLP marking (`TLP:AMBER+STRICT`…) of a notice about an incident
+    /// or an advisory: receivers' tooling must honour it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tlp: Option<&'static str>,
     pub sent_at: DateTime<Utc>,
     pub incident_id: Option<Uuid>,
     pub platform_id: Option<Uuid>,

@@ -31,7 +31,7 @@ use uuid::Uuid;
 use crate::channels::{Channels, Outgoing, SendError};
 use crate::domain::message::message_text;
 use crate::domain::notification::backoff;
-use crate::domain::{Channel, DeliveryState, Language, Notice, OrgState};
+use crate::domain::{Channel, DeliveryState, Detail, Language, Notice, OrgState};
 use crate::links::AckLinks;
 use crate::store::{self, attempt, delivery, notification, recipient};
 
@@ -240,6 +240,27 @@ impl Dispatcher {
                 notifications.insert(n.id, (n, notice));
             }
         }
+        // What each organisation's messages add (its own systems at risk).
+        let mut recipient_ids: Vec<Uuid> = claimed.iter().map(|d| d.recipient_id).collect();
+        recipient_ids.sort();
+        recipient_ids.dedup();
+        let mut details: HashMap<Uuid, Detail> = HashMap::new();
+        for chunk in recipient_ids.chunks(500) {
+            let rows: Vec<(Uuid, Option<String>)> = recipient::Entity::find()
+                .select_only()
+                .column(recipient::Column::Id)
+                .column(recipient::Column::Detail)
+                .filter(recipient::Column::Id.is_in(chunk.iter().copied()))
+                .filter(recipient::Column::Detail.is_not_null())
+                .into_tuple()
+                .all(conn)
+                .await?;
+            for (id, detail) in rows {
+                if let Some(detail) = detail {
+                    details.insert(id, from_column("recipient detail", &detail)?);
+                }
+            }
+        }
         let mut contact_ids: Vec<Uuid> = claimed.iter().map(|d| d.contact_id).collect();
         contact_ids.sort();
         contact_ids.dedup();
@@ -280,8 +301,16 @@ impl Dispatcher {
                                 step: d.step as u32 + 1,
                                 language,
                                 title: notice.title(language),
-                                text: message_text(notice, language, &ack_url),
+                                text: message_text(
+                                    notice,
+                                    details.get(&d.recipient_id),
+                                    language,
+                                    &ack_url,
+                                    n.ack_required,
+                                ),
                                 ack_url,
+                                ack_required: n.ack_required,
+                                tlp: notice.tlp().map(|t| t.label()),
                                 sent_at: now,
                                 incident_id: n.incident_id,
                                 platform_id: n.platform_id,
@@ -514,6 +543,16 @@ impl Dispatcher {
                 ));
             }
         }
+        // Organisations reached of notifications that ask no
+        // acknowledgement are done: informed, not escalated further.
+        let asks = |r: &Uuid| {
+            recipients
+                .get(r)
+                .and_then(|r| notifications.get(&r.notification_id))
+                .is_none_or(|n| n.ack_required)
+        };
+        let (awaiting, informed): (Vec<Uuid>, Vec<Uuid>) =
+            recipient_ids.iter().copied().partition(asks);
         for chunk in recipient_ids.chunks(500) {
             recipient::Entity::update_many()
                 .col_expr(recipient::Column::LastDeliveredAt, Expr::value(now))
@@ -526,6 +565,8 @@ impl Dispatcher {
                 .filter(recipient::Column::DeliveredAt.is_null())
                 .exec(conn)
                 .await?;
+        }
+        for chunk in awaiting.chunks(500) {
             recipient::Entity::update_many()
                 .col_expr(
                     recipient::Column::State,
@@ -535,6 +576,39 @@ impl Dispatcher {
                 .filter(recipient::Column::State.eq(OrgState::Notifying.as_str()))
                 .exec(conn)
                 .await?;
+        }
+        let mut settled = Vec::new();
+        for chunk in informed.chunks(500) {
+            let changed = recipient::Entity::update_many()
+                .col_expr(
+                    recipient::Column::State,
+                    Expr::value(OrgState::Informed.as_str()),
+                )
+                .col_expr(
+                    recipient::Column::NextAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(recipient::Column::Id.is_in(chunk.iter().copied()))
+                .filter(
+                    recipient::Column::State
+                        .is_in([OrgState::Notifying.as_str(), OrgState::Delivered.as_str()]),
+                )
+                .exec(conn)
+                .await?
+                .rows_affected;
+            if changed > 0 {
+                settled.extend(
+                    chunk
+                        .iter()
+                        .filter_map(|r| recipients.get(r))
+                        .map(|r| r.notification_id),
+                );
+            }
+        }
+        settled.sort();
+        settled.dedup();
+        for notification_id in settled {
+            crate::escalation::refresh_state(conn, notification_id, now).await?;
         }
         self.outbox.stage_many(conn, &events).await?;
         Ok(())
@@ -621,13 +695,14 @@ pub enum Round {
     Idle(Option<DateTime<Utc>>),
 }
 
-/// Whether the organisation a delivery is for is still being escalated.
+/// Whether messages may still go out to the organisation a delivery is for
+/// (not acknowledged, not exhausted).
 async fn still_open<C: ConnectionTrait>(conn: &C, recipient_id: Uuid) -> Result<bool, DbErr> {
     Ok(recipient::Entity::find_by_id(recipient_id)
         .one(conn)
         .await?
         .and_then(|r| OrgState::parse(&r.state))
-        .is_some_and(OrgState::open))
+        .is_some_and(OrgState::sending))
 }
 
 /// A delivery gave up: when it was the last hope of its organisation's

@@ -16,14 +16,18 @@ pub enum OrgState {
     Acknowledged,
     /// Every step and repeat went by without an acknowledgement.
     Unacknowledged,
+    /// Told, and nothing more was asked: a message reached someone of a
+    /// notification that needs no acknowledgement. Not escalated further.
+    Informed,
 }
 
 impl OrgState {
-    pub const ALL: [OrgState; 4] = [
+    pub const ALL: [OrgState; 5] = [
         OrgState::Notifying,
         OrgState::Delivered,
         OrgState::Acknowledged,
         OrgState::Unacknowledged,
+        OrgState::Informed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -32,6 +36,7 @@ impl OrgState {
             OrgState::Delivered => "delivered",
             OrgState::Acknowledged => "acknowledged",
             OrgState::Unacknowledged => "unacknowledged",
+            OrgState::Informed => "informed",
         }
     }
 
@@ -42,6 +47,13 @@ impl OrgState {
     /// Still escalating: timers run, messages may go out.
     pub fn open(self) -> bool {
         matches!(self, OrgState::Notifying | OrgState::Delivered)
+    }
+
+    /// Messages of its current step may still go out (retries included):
+    /// while escalating, and once informed (the step that reached someone
+    /// still reaches the rest of its contacts).
+    pub fn sending(self) -> bool {
+        self.open() || self == OrgState::Informed
     }
 }
 
@@ -55,13 +67,16 @@ pub enum NotificationState {
     Acknowledged,
     /// Escalation ended and some organisation never acknowledged.
     Unacknowledged,
+    /// Every organisation was told, and none was asked to acknowledge.
+    Informed,
 }
 
 impl NotificationState {
-    pub const ALL: [NotificationState; 3] = [
+    pub const ALL: [NotificationState; 4] = [
         NotificationState::Open,
         NotificationState::Acknowledged,
         NotificationState::Unacknowledged,
+        NotificationState::Informed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,20 +84,27 @@ impl NotificationState {
             NotificationState::Open => "open",
             NotificationState::Acknowledged => "acknowledged",
             NotificationState::Unacknowledged => "unacknowledged",
+            NotificationState::Informed => "informed",
         }
     }
 
     /// The state of a notification whose organisations stand at `orgs`.
+    /// Informed only when every organisation was merely told.
     pub fn of(orgs: impl IntoIterator<Item = OrgState>) -> NotificationState {
         let mut any_unacknowledged = false;
+        let (mut seen, mut informed) = (0, 0);
         for s in orgs {
+            seen += 1;
             if s.open() {
                 return NotificationState::Open;
             }
             any_unacknowledged |= s == OrgState::Unacknowledged;
+            informed += usize::from(s == OrgState::Informed);
         }
         if any_unacknowledged {
             NotificationState::Unacknowledged
+        } else if seen > 0 && informed == seen {
+            NotificationState::Informed
         } else {
             NotificationState::Acknowledged
         }
@@ -142,6 +164,31 @@ mod tests {
             NotificationState::of([Acknowledged, Acknowledged]),
             NotificationState::Acknowledged
         );
+    }
+
+    #[test]
+    fn a_notification_nobody_had_to_acknowledge_ends_informed() {
+        use OrgState::*;
+        assert_eq!(
+            NotificationState::of([Informed, Informed]),
+            NotificationState::Informed
+        );
+        assert_eq!(
+            NotificationState::of([Informed, Notifying]),
+            NotificationState::Open
+        );
+        assert_eq!(
+            NotificationState::of([Informed, Unacknowledged]),
+            NotificationState::Unacknowledged,
+            "somebody could not be reached"
+        );
+        assert_eq!(
+            NotificationState::of([Informed, Acknowledged]),
+            NotificationState::Acknowledged,
+            "somebody read it through the link"
+        );
+        assert!(Informed.sending() && !Informed.open());
+        assert!(!Acknowledged.sending() && !Unacknowledged.sending());
     }
 
     #[test]

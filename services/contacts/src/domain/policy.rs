@@ -63,6 +63,27 @@ impl Policy {
         }
     }
 
+    /// This policy with a first step to every contact with `role` (a
+    /// deadline escalated to the CISO, say), waiting as long as this
+    /// policy's first step; an organisation without such a contact skips
+    /// it and goes on with its own steps.
+    pub fn led_by(&self, role: ContactRole) -> Policy {
+        let wait_seconds = self
+            .steps
+            .first()
+            .map_or(DEFAULT_WAIT_SECONDS, |s| s.wait_seconds);
+        let mut steps = Vec::with_capacity(self.steps.len() + 1);
+        steps.push(Step {
+            targets: vec![Target::Role { role }],
+            wait_seconds,
+        });
+        steps.extend(self.steps.iter().cloned());
+        Policy {
+            steps,
+            repeat: self.repeat,
+        }
+    }
+
     /// Checks the shape; `contact_exists` says whether a named contact
     /// belongs to the organisation.
     pub fn validate(&self, contact_exists: impl Fn(Uuid) -> bool) -> Result<(), Invalid> {
@@ -213,6 +234,44 @@ mod tests {
         let noon = night + chrono::Duration::hours(9);
         let second = recipients(&policy.steps[1], &all, &[], Condition::Emergency, noon);
         assert_eq!(second, vec![ciso.id]);
+    }
+
+    #[test]
+    fn a_policy_led_by_the_ciso_tells_the_ciso_first_then_goes_on_as_before() {
+        let own = Policy::default_policy();
+        let led = own.led_by(ContactRole::Ciso);
+        assert_eq!(led.steps.len(), 3);
+        assert_eq!(&led.steps[1..], &own.steps[..]);
+        assert_eq!(led.steps[0].wait_seconds, own.steps[0].wait_seconds);
+        let csirt = candidate(ContactRole::Csirt, Availability::Both, None);
+        let ciso = candidate(ContactRole::Ciso, Availability::Both, None);
+        let all = [csirt.clone(), ciso.clone()];
+        let now = Utc::now();
+        assert_eq!(
+            recipients(&led.steps[0], &all, &[], Condition::Emergency, now),
+            vec![ciso.id]
+        );
+        // Nobody with the role: the step has nobody, the next one does.
+        assert!(
+            recipients(
+                &led.steps[0],
+                std::slice::from_ref(&csirt),
+                &[],
+                Condition::Emergency,
+                now
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            recipients(
+                &led.steps[1],
+                std::slice::from_ref(&csirt),
+                &[],
+                Condition::Emergency,
+                now
+            ),
+            vec![csirt.id]
+        );
     }
 
     #[test]

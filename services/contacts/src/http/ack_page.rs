@@ -2,7 +2,9 @@
 //! shows what the message is about and a button (mail scanners open links;
 //! opening must not acknowledge); `POST /ack/{token}` acknowledges for the
 //! organisation the message went to. Both in Japanese and English; no
-//! bearer token: the link itself is the proof.
+//! bearer token: the link itself is the proof. Advisories are confirmed
+//! rather than acknowledged, and a message that asked for nothing is
+//! marked as read; the wording follows.
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
@@ -13,7 +15,7 @@ use renkei_web::ApiError;
 use renkei_web::error::db;
 use sea_orm::{EntityTrait, TransactionTrait};
 
-use crate::domain::{Language, Notice, OrgState};
+use crate::domain::{Answer, Language, Notice, OrgState};
 use crate::escalation::{self, Acknowledgement};
 use crate::service::ContactsState;
 use crate::store::{delivery, notification, recipient};
@@ -25,6 +27,7 @@ struct Found {
     delivery: delivery::Model,
     recipient: recipient::Model,
     notice: Notice,
+    answer: Answer,
 }
 
 async fn find(state: &ContactsState, token: &str) -> Result<Option<Found>, ApiError> {
@@ -53,11 +56,13 @@ async fn find(state: &ContactsState, token: &str) -> Result<Option<Found>, ApiEr
     else {
         return Ok(None);
     };
-    let notice = from_column("notice", &n.notice).map_err(db)?;
+    let notice: Notice = from_column("notice", &n.notice).map_err(db)?;
+    let answer = notice.answer(n.ack_required);
     Ok(Some(Found {
         delivery: d,
         recipient: r,
         notice,
+        answer,
     }))
 }
 
@@ -83,7 +88,7 @@ fn not_found() -> HttpResponse {
     )
 }
 
-fn acknowledged_line(r: &recipient::Model) -> String {
+fn acknowledged_line(r: &recipient::Model, answer: Answer) -> String {
     let at = r
         .acknowledged_at
         .map(|t| {
@@ -93,7 +98,9 @@ fn acknowledged_line(r: &recipient::Model) -> String {
         })
         .unwrap_or_default();
     format!(
-        "<p>受領確認済みです（{at}、{by}）。</p><p class=\"en\">Acknowledged at {at} by {by}.</p>",
+        "<p>{ja}（{at}、{by}）。</p><p class=\"en\">{en} at {at} by {by}.</p>",
+        ja = esc(answer.recorded(Language::Ja)),
+        en = esc(answer.recorded(Language::En)),
         at = esc(&at),
         by = esc(r.acknowledged_by.as_deref().unwrap_or("-"))
     )
@@ -110,13 +117,17 @@ pub async fn show(state: State, token: web::Path<String>) -> Result<HttpResponse
     };
     let ja = found.notice.title(Language::Ja);
     let en = found.notice.title(Language::En);
+    let answer = found.answer;
     let status = if found.recipient.state == OrgState::Acknowledged.as_str() {
-        acknowledged_line(&found.recipient)
+        acknowledged_line(&found.recipient, answer)
     } else {
-        "<form method=\"post\"><button type=\"submit\">受領を確認する / Acknowledge</button></form>\
-             <p>ボタンを押すと、貴組織として受領を確認し、エスカレーションを止めます。</p>\
-             <p class=\"en\">Pressing the button acknowledges for your organisation and stops the escalation.</p>"
-            .to_owned()
+        format!(
+            "<form method=\"post\"><button type=\"submit\">{}</button></form>\
+             <p>{}</p><p class=\"en\">{}</p>",
+            esc(answer.button()),
+            esc(answer.explain(Language::Ja)),
+            esc(answer.explain(Language::En))
+        )
     };
     Ok(page(
         actix_web::http::StatusCode::OK,
@@ -152,24 +163,40 @@ pub async fn confirm(state: State, token: web::Path<String>) -> Result<HttpRespo
     .await
     .map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
+    let answer = found.answer;
     let (headline, r) = match outcome {
         Some(Acknowledgement::Recorded(r)) => (
-            "<h1>受領を確認しました</h1><p class=\"en\">Acknowledged. The escalation has stopped.</p>",
+            format!(
+                "<h1>{}</h1><p class=\"en\">{}</p>",
+                esc(answer.done(Language::Ja)),
+                esc(answer.done(Language::En))
+            ),
             r,
         ),
         Some(Acknowledgement::Already(r)) => (
-            "<h1>既に受領確認されています</h1><p class=\"en\">This was already acknowledged.</p>",
+            format!(
+                "<h1>{}</h1>",
+                esc(&format!(
+                    "{} / {}",
+                    answer.recorded(Language::Ja),
+                    answer.recorded(Language::En)
+                ))
+            ),
             r,
         ),
         None => return Ok(not_found()),
     };
     Ok(page(
         actix_web::http::StatusCode::OK,
-        "受領確認 / Acknowledged",
+        &format!(
+            "{} / {}",
+            answer.recorded(Language::Ja),
+            answer.recorded(Language::En)
+        ),
         &format!(
             "{headline}<p>{}</p>{}",
             esc(&found.notice.title(Language::Ja)),
-            acknowledged_line(&r)
+            acknowledged_line(&r, answer)
         ),
     ))
 }

@@ -173,7 +173,8 @@ pub struct CooperationMapView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrganizationStatus {
     pub org_id: Uuid,
-    /// `notifying`, `delivered`, `acknowledged` or `unacknowledged`.
+    /// `notifying`, `delivered`, `acknowledged`, `unacknowledged`, or
+    /// `informed` (told; no acknowledgement was asked).
     pub state: String,
     pub delivered: bool,
     pub delivered_at: Option<DateTime<Utc>>,
@@ -195,7 +196,8 @@ pub struct NotificationView {
     pub topic: String,
     /// `ordinary` or `emergency`.
     pub condition: String,
-    /// `open`, `acknowledged` or `unacknowledged`.
+    /// `open`, `acknowledged`, `unacknowledged`, or `informed` (every
+    /// organisation told; none was asked to acknowledge).
     pub state: String,
     pub title_ja: String,
     pub title_en: String,

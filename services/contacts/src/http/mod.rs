@@ -835,7 +835,7 @@ struct NotificationFilter {
     subject: Option<String>,
     /// Only notifications to this organisation.
     org_id: Option<String>,
-    /// `open`, `acknowledged` or `unacknowledged`.
+    /// `open`, `acknowledged`, `unacknowledged` or `informed`.
     state: Option<String>,
 }
 

@@ -108,6 +108,9 @@ pub mod notification {
         #[sea_orm(column_type = "Text")]
         pub notice: String,
         pub state: String,
+        /// Whether each organisation must acknowledge; if not, it is told
+        /// through the first step that reaches someone, without escalation.
+        pub ack_required: bool,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
     }
@@ -131,6 +134,10 @@ pub mod recipient {
         /// The organisation's systems concerned (JSON list; empty: all).
         #[sea_orm(column_type = "Text")]
         pub systems: String,
+        /// `domain::Detail` as JSON: what this organisation's messages add
+        /// to the notice (its own systems at risk and the paths to them).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub detail: Option<String>,
         /// `domain::Policy` as JSON, fixed when the notification was made.
         #[sea_orm(column_type = "Text")]
         pub policy: String,
@@ -205,6 +212,27 @@ pub mod attempt {
         #[sea_orm(column_type = "Text")]
         pub detail: String,
         pub duration_ms: i64,
+    }
+
+    no_relations!();
+}
+
+/// The TLP marking of each incident and advisory, as their latest events
+/// said: notices that refer to one without carrying its marking (a task or
+/// a report overdue) are marked with it.
+pub mod marking {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "markings")]
+    pub struct Model {
+        /// The incident's or the advisory's id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// `incident` or `advisory`.
+        pub kind: String,
+        pub tlp: String,
+        pub updated_at: DateTimeUtc,
     }
 
     no_relations!();

@@ -22,7 +22,61 @@ impl MigratorTrait for Migrator {
         ] {
             all.push(Box::new(table));
         }
+        all.push(Box::new(AddColumn {
+            name: "m20261201_000411_add_notifications_ack_required",
+            table: "notifications",
+            column: ColumnDef::new("ack_required")
+                .boolean()
+                .not_null()
+                .default(true)
+                .to_owned(),
+        }));
+        all.push(Box::new(AddColumn {
+            name: "m20261201_000412_add_notification_orgs_detail",
+            table: "notification_orgs",
+            column: ColumnDef::new("detail").text().null().to_owned(),
+        }));
+        all.push(Box::new(markings()));
         all
+    }
+}
+
+/// A migration that adds one column to a table (one column per
+/// statement: SQLite alters one thing at a time).
+struct AddColumn {
+    name: &'static str,
+    table: &'static str,
+    column: ColumnDef,
+}
+
+impl MigrationName for AddColumn {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddColumn {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(self.table)
+                    .add_column(self.column.clone())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(self.table)
+                    .drop_column(self.column.get_column_name())
+                    .to_owned(),
+            )
+            .await
     }
 }
 
@@ -316,5 +370,20 @@ fn drills() -> CreateTable {
             .col(at("created_at"))
             .to_owned(),
         indexes: vec![index("drills_platform", "drills", &["platform_id"], false)],
+    }
+}
+
+fn markings() -> CreateTable {
+    CreateTable {
+        name: "m20261201_000413_create_markings",
+        table: Table::create()
+            .table("markings")
+            .if_not_exists()
+            .col(uuid("id").primary_key())
+            .col(string("kind"))
+            .col(string("tlp"))
+            .col(at("updated_at"))
+            .to_owned(),
+        indexes: vec![],
     }
 }
