@@ -696,7 +696,14 @@ async fn messages_and_advisories_are_tracked_per_organisation_and_late_ones_esca
     w.wait_about(&b.csirt(), &format!("incident/{id}/spread_risk"), 1, STEP)
         .await;
 
-    // A coordination message from the operator reaches every participant.
+    // A coordination message from the operator reaches every participant,
+    // and the incident's own subject, for the organisations' tooling.
+    let tooling = async_nats::connect(w.nats.url()).await.expect("nats");
+    let mut follow = tooling
+        .subscribe(renkei_bus::subjects::incident_messages(id))
+        .await
+        .expect("subscribe");
+    tooling.flush().await.expect("flush");
     let (status, msg) = w
         .post(
             &w.emergency,
@@ -718,6 +725,17 @@ async fn messages_and_advisories_are_tracked_per_organisation_and_late_ones_esca
         assert!(recipients.contains(&org), "{org} addressed");
     }
     assert!(!recipients.contains(&c.id));
+    let published = tokio::time::timeout(STEP, futures::StreamExt::next(&mut follow))
+        .await
+        .expect("the message on the incident's subject")
+        .expect("a message");
+    let envelope: renkei_bus::Envelope =
+        serde_json::from_slice(&published.payload).expect("an envelope");
+    assert_eq!(
+        envelope.event_type,
+        renkei_bus::subjects::EMERGENCY_MESSAGE_POSTED
+    );
+    assert_eq!(envelope.payload["text"], "Isolate segment 7 now");
     let got = w.wait_about(&b.csirt(), &message_id, 1, STEP).await;
     assert_eq!(got.len(), 1);
     assert!(

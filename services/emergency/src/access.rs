@@ -5,7 +5,8 @@
 //!   an admin;
 //! - **read**: the declaring organisation, the platform operator, the
 //!   central body (`central`), auditors and admins, and the organisations
-//!   the incident may spread to — each within the incident's TLP
+//!   the incident may spread to or that own one of its tasks — each within
+//!   the incident's TLP
 //!   ([`crate::domain::Disclosure`]); to anyone else it does not exist (404);
 //! - **act** (status, review, reports): the declaring organisation's
 //!   `manager`, `csirt` or `ciso`, or the platform operator;
@@ -18,7 +19,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, 
 use uuid::Uuid;
 
 use crate::domain::Relation;
-use crate::store::{affected, incident};
+use crate::store::{affected, incident, task};
 
 /// Whether `who` is a manager, CSIRT member or CISO of `org`.
 pub fn responder_of(who: &Identity, org: Uuid) -> bool {
@@ -62,7 +63,16 @@ pub async fn relation<C: ConnectionTrait>(
         .filter(affected::Column::OrgId.eq(org))
         .count(conn)
         .await?;
-    Ok(if affected > 0 {
+    // The matrix may hold an organisation outside the blast radius
+    // accountable for a measure: it takes part for its tasks.
+    let owns_task = affected == 0
+        && task::Entity::find()
+            .filter(task::Column::IncidentId.eq(inc.id))
+            .filter(task::Column::OwnerOrgId.eq(org))
+            .count(conn)
+            .await?
+            > 0;
+    Ok(if affected > 0 || owns_task {
         Relation::Affected
     } else {
         Relation::Stranger

@@ -9,6 +9,7 @@ use super::{Invalid, valid_name, valid_text};
 
 /// One recurrence-prevention action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReviewAction {
     pub text: String,
     pub owner_org_id: Uuid,
@@ -24,6 +25,7 @@ fn open() -> String {
 
 /// The review: causes, actions, lessons for the common rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Review {
     pub causes: String,
     pub actions: Vec<ReviewAction>,

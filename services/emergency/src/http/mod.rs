@@ -403,13 +403,7 @@ async fn declare(
         .await
         .map_err(db)?
         .ok_or(ApiError::NotFound("incident"))?;
-    let view = incident_view(
-        &state.db.write,
-        &who,
-        inc,
-        Disclosure::ALL,
-    )
-    .await?;
+    let view = incident_view(&state.db.write, &who, inc, Disclosure::ALL).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/incidents/{id}")))
         .json(view))
@@ -448,6 +442,15 @@ async fn list_incidents(
                     .column(affected::Column::IncidentId)
                     .from(affected::Entity)
                     .and_where(affected::Column::OrgId.eq(org))
+                    .to_owned(),
+            ),
+        );
+        visible = visible.add(
+            incident::Column::Id.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(task::Column::IncidentId)
+                    .from(task::Entity)
+                    .and_where(task::Column::OwnerOrgId.eq(org))
                     .to_owned(),
             ),
         );
@@ -1181,7 +1184,29 @@ async fn list_reports(
         let Some(org) = who.org else {
             return Ok(HttpResponse::Ok().json(json!({"items": [], "next": null})));
         };
-        find = find.filter(report::Column::OrgId.eq(org));
+        let mut acts = Condition::any().add(report::Column::OrgId.eq(org));
+        if who.has(Role::Operator) {
+            // The operator acts on every incident of the platforms it operates.
+            acts = acts.add(
+                report::Column::IncidentId.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(incident::Column::Id)
+                        .from(incident::Entity)
+                        .and_where(
+                            incident::Column::PlatformId.in_subquery(
+                                sea_orm::sea_query::Query::select()
+                                    .column(system::Column::Id)
+                                    .from(system::Entity)
+                                    .and_where(system::Column::Kind.eq("platform"))
+                                    .and_where(system::Column::OwnerOrgId.eq(org))
+                                    .to_owned(),
+                            ),
+                        )
+                        .to_owned(),
+                ),
+            );
+        }
+        find = find.filter(acts);
     }
     if let Some(after) = page.after {
         find = find.filter(report::Column::Id.gt(after));
