@@ -325,6 +325,11 @@ impl WebhookSink {
         self.got.lock().len()
     }
 
+    /// Every request after the first `skip`.
+    pub fn since(&self, skip: usize) -> Vec<Received> {
+        self.got.lock().iter().skip(skip).cloned().collect()
+    }
+
     /// When each request after the first `skip` arrived.
     pub fn received_since(&self, skip: usize) -> Vec<std::time::Instant> {
         self.got.lock().iter().skip(skip).map(|r| r.at).collect()
