@@ -251,13 +251,19 @@ impl Assessor {
                 "no_longer": gone,
             }),
         }];
-        for org in &newly {
+        if !newly.is_empty() {
+            // One entry for the alerts of an assessment: each organisation's
+            // own alert (when, which systems, delivered, acknowledged) is its
+            // row of the acknowledgement matrix.
             entries.push(Entry {
                 kind: "alerted",
                 actor: "renkei",
-                org_id: Some(*org),
-                text: "Spread alert sent to the organisation's emergency path".to_owned(),
-                detail: json!({"systems": exposure[org].systems, "hops": exposure[org].hops}),
+                org_id: None,
+                text: format!(
+                    "Spread alerts sent to {} organisation(s) along their emergency paths",
+                    newly.len()
+                ),
+                detail: json!({"assessment": number, "organizations": newly.len()}),
             });
         }
         if !informed.is_empty() {

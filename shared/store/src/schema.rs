@@ -39,6 +39,46 @@ impl MigrationTrait for CreateTable {
     }
 }
 
+/// A migration that adds one column to a table (one column per
+/// statement: SQLite alters one thing at a time).
+pub struct AddColumn {
+    /// `mYYYYMMDD_NNNNNN_add_<table>_<column>`, never changed once released.
+    pub name: &'static str,
+    pub table: &'static str,
+    pub column: ColumnDef,
+}
+
+impl MigrationName for AddColumn {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddColumn {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(self.table)
+                    .add_column(self.column.clone())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(self.table)
+                    .drop_column(self.column.get_column_name())
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 /// An index on `cols` of `table`.
 pub fn index(name: &str, table: &str, cols: &[&str], unique: bool) -> IndexCreateStatement {
     let mut index = Index::create();

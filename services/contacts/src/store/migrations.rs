@@ -1,6 +1,8 @@
 //! The contacts schema, one migration per table, run at start-up.
 
-use renkei_store::schema::{CreateTable, at, at_null, index};
+use renkei_store::schema::{
+    AddColumn, CreateTable, at, at_null, index, int, string, text, uuid, uuid_null,
+};
 use sea_orm_migration::prelude::*;
 
 pub struct Migrator;
@@ -8,9 +10,13 @@ pub struct Migrator;
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = renkei_bus::migrations::all();
+        let [organizations, systems] = renkei_bus::registry_copy::tables(
+            "m20261126_000401_create_organizations",
+            "m20261126_000402_create_systems",
+        );
         for table in [
-            organizations(),
-            systems(),
+            organizations,
+            systems,
             contacts(),
             escalation_policies(),
             cooperation_maps(),
@@ -38,106 +44,6 @@ impl MigratorTrait for Migrator {
         }));
         all.push(Box::new(markings()));
         all
-    }
-}
-
-/// A migration that adds one column to a table (one column per
-/// statement: SQLite alters one thing at a time).
-struct AddColumn {
-    name: &'static str,
-    table: &'static str,
-    column: ColumnDef,
-}
-
-impl MigrationName for AddColumn {
-    fn name(&self) -> &str {
-        self.name
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for AddColumn {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(self.table)
-                    .add_column(self.column.clone())
-                    .to_owned(),
-            )
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(self.table)
-                    .drop_column(self.column.get_column_name())
-                    .to_owned(),
-            )
-            .await
-    }
-}
-
-fn uuid(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_owned()).uuid().not_null().to_owned()
-}
-
-fn uuid_null(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_owned()).uuid().null().to_owned()
-}
-
-fn text(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_owned()).text().not_null().to_owned()
-}
-
-fn string(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_owned())
-        .string()
-        .not_null()
-        .to_owned()
-}
-
-fn int(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_owned())
-        .integer()
-        .not_null()
-        .to_owned()
-}
-
-fn organizations() -> CreateTable {
-    CreateTable {
-        name: "m20261126_000401_create_organizations",
-        table: Table::create()
-            .table("organizations")
-            .if_not_exists()
-            .col(uuid("id").primary_key())
-            .col(string("name"))
-            .col(string("kind"))
-            .to_owned(),
-        indexes: vec![],
-    }
-}
-
-fn systems() -> CreateTable {
-    CreateTable {
-        name: "m20261126_000402_create_systems",
-        table: Table::create()
-            .table("systems")
-            .if_not_exists()
-            .col(uuid("id").primary_key())
-            .col(uuid("platform_id"))
-            .col(uuid("owner_org_id"))
-            .col(string("kind"))
-            .col(string("name"))
-            .col(string("lifecycle"))
-            .col(at("updated_at"))
-            .to_owned(),
-        indexes: vec![
-            index("systems_platform", "systems", &["platform_id"], false),
-            index("systems_owner", "systems", &["owner_org_id"], false),
-        ],
     }
 }
 

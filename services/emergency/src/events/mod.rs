@@ -198,29 +198,28 @@ async fn spread_alert(
             .filter(affected::Column::OrgId.eq(org))
     };
     let entry = match happened {
-        Happened::Delivered { at, step, channel } => {
+        Happened::Delivered { at, step, .. } => {
+            // The matrix keeps deliveries (when, which step); the timeline
+            // keeps what people did. One statement for a first delivery.
             let first = row(affected::Entity::update_many())
                 .col_expr(affected::Column::DeliveredAt, Expr::value(at))
                 .col_expr(
                     affected::Column::NotificationId,
                     Expr::value(about.notification_id),
                 )
+                .col_expr(affected::Column::Step, Expr::value(step as i32))
                 .filter(affected::Column::DeliveredAt.is_null())
                 .exec(txn)
                 .await?
                 .rows_affected;
-            row(affected::Entity::update_many())
-                .col_expr(affected::Column::Step, Expr::value(step as i32))
-                .filter(affected::Column::Step.lt(step as i32))
-                .exec(txn)
-                .await?;
-            (first > 0).then(|| Entry {
-                kind: "delivered",
-                actor: "renkei",
-                org_id: Some(org),
-                text: format!("Alert delivered (step {step}, {channel})"),
-                detail: json!({"step": step, "channel": channel, "delivered_at": at}),
-            })
+            if first == 0 {
+                row(affected::Entity::update_many())
+                    .col_expr(affected::Column::Step, Expr::value(step as i32))
+                    .filter(affected::Column::Step.lt(step as i32))
+                    .exec(txn)
+                    .await?;
+            }
+            None
         }
         Happened::Acknowledged { at, by, step, via } => {
             row(affected::Entity::update_many())
