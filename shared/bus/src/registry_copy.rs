@@ -105,6 +105,44 @@ pub fn tables(
     ]
 }
 
+/// Names of organisations in the copy, by id, in one query per 500 (an
+/// organisation not yet known is absent).
+pub async fn org_names<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>, DbErr> {
+    let mut names = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        for o in organization::Entity::find()
+            .filter(organization::Column::Id.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?
+        {
+            names.insert(o.id, o.name);
+        }
+    }
+    Ok(names)
+}
+
+/// Names of systems in the copy, by id, in one query per 500 (a system not
+/// yet known is absent).
+pub async fn system_names<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>, DbErr> {
+    let mut names = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        for s in system::Entity::find()
+            .filter(system::Column::Id.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?
+        {
+            names.insert(s.id, s.name);
+        }
+    }
+    Ok(names)
+}
+
 /// Stores system snapshots, replacing what was known of them.
 pub async fn upsert_systems<C: ConnectionTrait>(
     conn: &C,

@@ -29,15 +29,12 @@ use renkei_bus::envelope::PayloadMismatch;
 use renkei_bus::registry_copy;
 use renkei_bus::{ConsumerSpec, Envelope, EventHandler, HandlerError, Outbox};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter,
-};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait};
 use uuid::Uuid;
 
 use crate::domain::{ContactRole, Detail, Notice, ReachedSystem, Tlp};
 use crate::escalation::{self, Addressee, Opening};
-use crate::store::{self, marking, system};
+use crate::store::{self, marking};
 
 /// The durable consumers of the service, one per stream it reads.
 pub fn consumers() -> Vec<ConsumerSpec> {
@@ -83,24 +80,14 @@ async fn platform_name_of<C: ConnectionTrait>(
     })
 }
 
-/// Names of systems from the registry copy, in one query per 500; an
-/// unknown one is named by its id.
+/// Names of systems from the registry copy; an unknown one is named by its id.
 async fn system_names<C: ConnectionTrait>(
     conn: &C,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, String>, DbErr> {
-    let mut ids = ids.to_vec();
-    ids.sort();
-    ids.dedup();
-    let mut names: HashMap<Uuid, String> = ids.iter().map(|i| (*i, i.to_string())).collect();
-    for chunk in ids.chunks(500) {
-        for s in system::Entity::find()
-            .filter(system::Column::Id.is_in(chunk.iter().copied()))
-            .all(conn)
-            .await?
-        {
-            names.insert(s.id, s.name);
-        }
+    let mut names = registry_copy::system_names(conn, ids).await?;
+    for id in ids {
+        names.entry(*id).or_insert_with(|| id.to_string());
     }
     Ok(names)
 }

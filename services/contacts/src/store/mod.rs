@@ -108,7 +108,7 @@ pub async fn policies_for<C: ConnectionTrait>(
         .collect())
 }
 
-pub use renkei_bus::registry_copy::platform;
+pub use renkei_bus::registry_copy::{org_names, platform};
 
 /// Linked systems that count as on the platform (not retired).
 pub async fn linked_systems<C: ConnectionTrait>(
@@ -164,22 +164,4 @@ pub async fn platforms_operated_by<C: ConnectionTrait>(
         .into_iter()
         .map(|s| s.id)
         .collect())
-}
-
-/// Names of many organisations in one query (unknown ones are left out).
-pub async fn org_names<C: ConnectionTrait>(
-    conn: &C,
-    orgs: &[Uuid],
-) -> Result<HashMap<Uuid, String>, DbErr> {
-    let mut names = HashMap::new();
-    for chunk in orgs.chunks(500) {
-        for o in organization::Entity::find()
-            .filter(organization::Column::Id.is_in(chunk.iter().copied()))
-            .all(conn)
-            .await?
-        {
-            names.insert(o.id, o.name);
-        }
-    }
-    Ok(names)
 }

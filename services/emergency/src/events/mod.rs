@@ -78,7 +78,6 @@ enum Happened {
     Delivered {
         at: DateTime<Utc>,
         step: u32,
-        channel: String,
     },
     Acknowledged {
         at: DateTime<Utc>,
@@ -134,7 +133,6 @@ impl EventHandler for EmergencyEventsHandler {
                 Happened::Delivered {
                     at: e.delivered_at,
                     step: e.step,
-                    channel: e.channel,
                 },
             )
         } else if event.is::<NotificationAcknowledged>() {
@@ -198,7 +196,7 @@ async fn spread_alert(
             .filter(affected::Column::OrgId.eq(org))
     };
     let entry = match happened {
-        Happened::Delivered { at, step, .. } => {
+        Happened::Delivered { at, step } => {
             // The matrix keeps deliveries (when, which step); the timeline
             // keeps what people did. One statement for a first delivery.
             let first = row(affected::Entity::update_many())

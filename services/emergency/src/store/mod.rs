@@ -3,52 +3,14 @@
 pub mod entities;
 pub mod migrations;
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 pub use entities::*;
-pub use renkei_bus::registry_copy::{organization, system};
+pub use renkei_bus::registry_copy::{org_names, organization, system, system_names};
 use renkei_store::json::to_column;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
-
-/// Names of organisations, by id (ids stand in for unknown ones).
-pub async fn org_names<C: ConnectionTrait>(
-    conn: &C,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, String>, DbErr> {
-    let mut names = HashMap::new();
-    for chunk in ids.chunks(500) {
-        for o in organization::Entity::find()
-            .filter(organization::Column::Id.is_in(chunk.iter().copied()))
-            .all(conn)
-            .await?
-        {
-            names.insert(o.id, o.name);
-        }
-    }
-    Ok(names)
-}
-
-/// Names of systems, by id.
-pub async fn system_names<C: ConnectionTrait>(
-    conn: &C,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, String>, DbErr> {
-    let mut names = HashMap::new();
-    for chunk in ids.chunks(500) {
-        for s in system::Entity::find()
-            .filter(system::Column::Id.is_in(chunk.iter().copied()))
-            .all(conn)
-            .await?
-        {
-            names.insert(s.id, s.name);
-        }
-    }
-    Ok(names)
-}
 
 /// The central coordinating bodies of the installation.
 pub async fn central_bodies<C: ConnectionTrait>(conn: &C) -> Result<Vec<Uuid>, DbErr> {
