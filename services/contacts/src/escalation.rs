@@ -570,6 +570,37 @@ pub enum Acknowledgement {
     Already(recipient::Model),
 }
 
+/// [`acknowledge`] in a transaction of its own, committed, run again when
+/// it lost a conflict with a concurrent one (the dispatcher recording the
+/// same organisation's deliveries): an acknowledgement is never refused for
+/// arriving at a busy moment.
+pub async fn acknowledge_now(
+    db: &renkei_store::Db,
+    outbox: &Outbox,
+    recipient_id: Uuid,
+    by: &str,
+    via: &str,
+) -> Result<Option<Acknowledgement>, DbErr> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = async {
+            let txn = sea_orm::TransactionTrait::begin(&db.write).await?;
+            let outcome = acknowledge(&txn, outbox, recipient_id, by, via, Utc::now()).await?;
+            outbox.commit(txn).await?;
+            Ok::<_, DbErr>(outcome)
+        }
+        .await;
+        match result {
+            Err(e) if attempt < 5 && renkei_store::is_transient(&e) => {
+                tracing::debug!(error = %e, attempt, "acknowledgement lost a conflict; again");
+                tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Acknowledges `recipient_id` for its organisation: stops its escalation at
 /// once and cancels every message not yet sent. Harmless when repeated.
 #[tracing::instrument(skip(conn, outbox))]

@@ -101,6 +101,22 @@ impl Db {
     }
 }
 
+/// Whether `e` is a conflict between concurrent transactions that the
+/// database resolved by aborting this one (a PostgreSQL deadlock or
+/// serialization failure, a busy SQLite): running it again is correct.
+pub fn is_transient(e: &sea_orm::DbErr) -> bool {
+    let text = e.to_string();
+    [
+        "40P01",
+        "40001",
+        "deadlock detected",
+        "could not serialize",
+        "database is locked",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
 /// The PostgreSQL schema of a service.
 pub fn schema_name(service: &str) -> String {
     service

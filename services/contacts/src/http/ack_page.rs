@@ -8,12 +8,11 @@
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
 use html_escape::encode_text as esc;
 use renkei_store::json::from_column;
 use renkei_web::ApiError;
 use renkei_web::error::db;
-use sea_orm::{EntityTrait, TransactionTrait};
+use sea_orm::EntityTrait;
 
 use crate::domain::{Answer, Language, Notice, OrgState};
 use crate::escalation::{self, Acknowledgement};
@@ -151,18 +150,10 @@ pub async fn confirm(state: State, token: web::Path<String>) -> Result<HttpRespo
         return Ok(not_found());
     };
     let by = format!("contact:{}", found.delivery.contact_id);
-    let txn = state.db.write.begin().await.map_err(db)?;
-    let outcome = escalation::acknowledge(
-        &txn,
-        &state.outbox,
-        found.recipient.id,
-        &by,
-        "link",
-        Utc::now(),
-    )
-    .await
-    .map_err(db)?;
-    state.outbox.commit(txn).await.map_err(db)?;
+    let outcome =
+        escalation::acknowledge_now(&state.db, &state.outbox, found.recipient.id, &by, "link")
+            .await
+            .map_err(db)?;
     let answer = found.answer;
     let (headline, r) = match outcome {
         Some(Acknowledgement::Recorded(r)) => (

@@ -1121,11 +1121,9 @@ async fn acknowledge(
             "this notification was not sent to your organisation".into(),
         ));
     };
-    let txn = state.db.write.begin().await.map_err(db)?;
-    let outcome = escalation::acknowledge(&txn, &state.outbox, r.id, &who.sub, "api", Utc::now())
+    let outcome = escalation::acknowledge_now(&state.db, &state.outbox, r.id, &who.sub, "api")
         .await
         .map_err(db)?;
-    state.outbox.commit(txn).await.map_err(db)?;
     match outcome {
         Some(Acknowledgement::Recorded(r) | Acknowledgement::Already(r)) => {
             Ok(HttpResponse::Ok().json(org_status(&r)))
