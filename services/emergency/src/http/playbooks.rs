@@ -127,7 +127,12 @@ async fn find_playbook(
     platforms(state)
         .readable(who, p.platform_id)
         .await
-        .map_err(|_| ApiError::NotFound("playbook"))?;
+        .map_err(|e| match e {
+            // An unreadable platform hides its playbooks; a database or
+            // registry outage stays a 503, not a 404.
+            ApiError::NotFound(_) => ApiError::NotFound("playbook"),
+            other => other,
+        })?;
     Ok(p)
 }
 
