@@ -27,6 +27,9 @@ pub enum SettingsError {
 /// Everything a Renkei process can be told.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
+    /// `development` (the default: generated keys, `renkei token`) or
+    /// `production` (tokens only from the identity provider).
+    pub profile: Profile,
     /// Where a process keeps its files (SQLite databases, development keys,
     /// the local NATS store when the launcher starts one).
     pub data_dir: PathBuf,
@@ -38,6 +41,16 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub contacts: ContactsSettings,
     pub emergency: EmergencySettings,
+    pub rate_limit: RateLimitSettings,
+    pub audit: AuditSettings,
+}
+
+/// Which kind of installation this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    Development,
+    Production,
 }
 
 /// The HTTP front of a service.
@@ -73,6 +86,19 @@ pub struct NatsSettings {
     pub request_timeout_ms: u64,
     /// JetStream replicas for the streams a service creates (3 in a cluster).
     pub stream_replicas: usize,
+    /// The service's NATS user (one per service, see `deploy/nats`); empty
+    /// connects without credentials (the development server).
+    pub user: String,
+    #[serde(serialize_with = "never_serialize_secret")]
+    pub password: SecretString,
+    /// A `.creds` file (JWT + NKey seed), instead of user and password.
+    pub credentials_file: String,
+    /// PEM file of the CA that signed the server's certificate; set, the
+    /// connection requires TLS.
+    pub tls_ca_file: String,
+    /// Client certificate and key (PEM), when the server asks for one.
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
 }
 
 /// Logs and traces.
@@ -97,9 +123,61 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthSettings {
     /// HS256 development key. Empty means: read (or create on first start)
-    /// `dev-signing.key` in `data_dir`.
+    /// `dev-signing.key` in `data_dir`. Refused by the production profile.
     #[serde(serialize_with = "never_serialize_secret")]
     pub dev_key: SecretString,
+    /// The identity provider; set `oidc.issuer` to use it.
+    pub oidc: OidcSettings,
+}
+
+/// OpenID Connect access tokens (RS256, ES256 or EdDSA) checked against the
+/// provider's published keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OidcSettings {
+    /// Expected `iss`; empty disables OIDC (development tokens only).
+    pub issuer: String,
+    /// Expected `aud`.
+    pub audience: String,
+    /// Where the JWKS is published (`https://idp/.well-known/jwks.json`)…
+    pub jwks_url: String,
+    /// …or a file holding it (air-gapped installations).
+    pub jwks_file: String,
+    /// How long fetched keys are trusted before they are fetched again; an
+    /// unknown key id fetches at once (at most once per `jwks_min_refresh_secs`).
+    pub jwks_refresh_secs: u64,
+    pub jwks_min_refresh_secs: u64,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// Claim naming the person (dotted path into nested claims).
+    pub subject_claim: String,
+    /// Claim holding the organisation id (a UUID).
+    pub organization_claim: String,
+    /// Claim holding the roles (an array of strings, or one space-separated
+    /// string).
+    pub roles_claim: String,
+    /// Prefix stripped from role names (`renkei:`), for providers whose
+    /// roles are shared with other applications.
+    pub role_prefix: String,
+}
+
+/// Per-organisation request limits (a token bucket per organisation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RateLimitSettings {
+    /// Sustained requests per second; 0 disables the limit.
+    pub per_second: u32,
+    /// Requests allowed at once above the sustained rate.
+    pub burst: u32,
+}
+
+/// The tamper-evident audit record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditSettings {
+    /// Ed25519 signing key (hex seed) for chain heads. Empty means: read
+    /// (or create on first start) `audit-signing.key` in `data_dir`.
+    #[serde(serialize_with = "never_serialize_secret")]
+    pub signing_key: SecretString,
+    /// How often each service signs and publishes its chain head.
+    pub head_interval_secs: u64,
 }
 
 fn never_serialize_secret<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -178,6 +256,7 @@ pub struct DeliverySettings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            profile: Profile::Development,
             data_dir: PathBuf::from(".renkei"),
             http: HttpSettings {
                 listen: "127.0.0.1:8080".into(),
@@ -192,6 +271,12 @@ impl Default for Settings {
                 url: "nats://127.0.0.1:4222".into(),
                 request_timeout_ms: 2_000,
                 stream_replicas: 1,
+                user: String::new(),
+                password: SecretString::from(String::new()),
+                credentials_file: String::new(),
+                tls_ca_file: String::new(),
+                tls_cert_file: String::new(),
+                tls_key_file: String::new(),
             },
             telemetry: TelemetrySettings {
                 format: LogFormat::Human,
@@ -200,6 +285,19 @@ impl Default for Settings {
             },
             auth: AuthSettings {
                 dev_key: SecretString::from(String::new()),
+                oidc: OidcSettings {
+                    issuer: String::new(),
+                    audience: String::new(),
+                    jwks_url: String::new(),
+                    jwks_file: String::new(),
+                    jwks_refresh_secs: 3_600,
+                    jwks_min_refresh_secs: 30,
+                    leeway_secs: 30,
+                    subject_claim: "sub".into(),
+                    organization_claim: "org".into(),
+                    roles_claim: "roles".into(),
+                    role_prefix: String::new(),
+                },
             },
             outbox: OutboxSettings {
                 sweep_interval_ms: 2_000,
@@ -226,6 +324,14 @@ impl Default for Settings {
             emergency: EmergencySettings {
                 initial_report_due_secs_severe: 3_600,
                 initial_report_due_secs_other: 86_400,
+            },
+            rate_limit: RateLimitSettings {
+                per_second: 20,
+                burst: 100,
+            },
+            audit: AuditSettings {
+                signing_key: SecretString::from(String::new()),
+                head_interval_secs: 60,
             },
         }
     }
@@ -364,6 +470,88 @@ impl Settings {
                 "must not be below contacts.delivery.retry_base_ms",
             );
         }
+        self.validate_security()
+    }
+
+    /// Identities, limits, the audit record and the bus credentials.
+    fn validate_security(&self) -> Result<(), SettingsError> {
+        use secrecy::ExposeSecret as _;
+        let invalid = |key, reason: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        let oidc = &self.auth.oidc;
+        if !oidc.issuer.is_empty() {
+            if oidc.audience.is_empty() {
+                return invalid(
+                    "auth.oidc.audience",
+                    "required when auth.oidc.issuer is set",
+                );
+            }
+            if oidc.jwks_url.is_empty() == oidc.jwks_file.is_empty() {
+                return invalid(
+                    "auth.oidc.jwks_url",
+                    "set exactly one of auth.oidc.jwks_url and auth.oidc.jwks_file",
+                );
+            }
+            let url = oidc.jwks_url.as_str();
+            if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
+                return invalid("auth.oidc.jwks_url", "expected https://…");
+            }
+            for (key, claim) in [
+                ("auth.oidc.subject_claim", &oidc.subject_claim),
+                ("auth.oidc.organization_claim", &oidc.organization_claim),
+                ("auth.oidc.roles_claim", &oidc.roles_claim),
+            ] {
+                if claim.is_empty() {
+                    return invalid(key, "must name a claim");
+                }
+            }
+            if oidc.jwks_refresh_secs == 0 {
+                return invalid("auth.oidc.jwks_refresh_secs", "must be greater than 0");
+            }
+            if oidc.leeway_secs > 300 {
+                return invalid("auth.oidc.leeway_secs", "at most 300 (five minutes)");
+            }
+        }
+        if self.profile == Profile::Production {
+            if !self.auth.dev_key.expose_secret().is_empty() {
+                return invalid(
+                    "auth.dev_key",
+                    "symmetric keys are for development only; the production profile takes tokens from auth.oidc",
+                );
+            }
+            if oidc.issuer.is_empty() {
+                return invalid(
+                    "auth.oidc.issuer",
+                    "the production profile needs an identity provider",
+                );
+            }
+        }
+        if self.rate_limit.per_second > 0 && self.rate_limit.burst == 0 {
+            return invalid(
+                "rate_limit.burst",
+                "must be at least 1 when rate_limit.per_second is set",
+            );
+        }
+        if self.audit.head_interval_secs == 0 {
+            return invalid("audit.head_interval_secs", "must be greater than 0");
+        }
+        let nats = &self.nats;
+        if !nats.user.is_empty() && !nats.credentials_file.is_empty() {
+            return invalid(
+                "nats.credentials_file",
+                "set either nats.user (with nats.password) or nats.credentials_file, not both",
+            );
+        }
+        if nats.tls_cert_file.is_empty() != nats.tls_key_file.is_empty() {
+            return invalid(
+                "nats.tls_key_file",
+                "nats.tls_cert_file and nats.tls_key_file go together",
+            );
+        }
         Ok(())
     }
 
@@ -487,5 +675,39 @@ mod tests {
         })
         .expect_err("must fail");
         assert!(err.to_string().contains("workers"), "{err}");
+    }
+
+    #[test]
+    fn the_production_profile_refuses_a_symmetric_key_and_needs_an_identity_provider() {
+        let load = |overrides: Vec<(&'static str, &str)>| {
+            Settings::load(&Sources {
+                overrides: overrides
+                    .into_iter()
+                    .map(|(k, v)| (k, v.to_owned()))
+                    .collect(),
+                ..Default::default()
+            })
+        };
+        let oidc = [
+            ("profile", "production"),
+            ("auth.oidc.issuer", "https://idp.example.go.jp"),
+            ("auth.oidc.audience", "renkei"),
+            ("auth.oidc.jwks_url", "https://idp.example.go.jp/jwks.json"),
+        ];
+        load(oidc.to_vec()).expect("production with an identity provider starts");
+        let mut with_key = oidc.to_vec();
+        with_key.push(("auth.dev_key", "hunter2"));
+        let err = load(with_key).expect_err("a symmetric key is refused");
+        assert!(err.to_string().contains("auth.dev_key"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = load(vec![("profile", "production")]).expect_err("no provider");
+        assert!(err.to_string().contains("auth.oidc.issuer"), "{err}");
+        load(vec![("auth.dev_key", "dev only")]).expect("development keeps its key");
+    }
+
+    #[test]
+    fn the_rate_limit_defaults_follow_the_issue() {
+        let s = Settings::load(&Sources::default()).expect("defaults load");
+        assert_eq!((s.rate_limit.per_second, s.rate_limit.burst), (20, 100));
     }
 }
