@@ -4,11 +4,10 @@
 //! data directory on first start (`renkei token` mints them). Every request
 //! must carry one; the extractor answers 401 before any handler runs.
 
-use std::future::{Ready, ready};
 use std::path::Path;
 use std::sync::Arc;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, dev::Payload, web};
 use anyhow::Context as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -211,11 +210,24 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 
 impl FromRequest for Identity {
     type Error = ApiError;
-    type Future = Ready<Result<Identity, ApiError>>;
+    type Future = futures::future::LocalBoxFuture<'static, Result<Identity, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(identify(req))
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await })
     }
+}
+
+/// The verified caller of `req`, checked once per request: the first call
+/// (a middleware's, say) verifies the bearer token and keeps the identity in
+/// the request's extensions; later calls read it from there.
+pub async fn authenticate(req: &HttpRequest) -> Result<Identity, ApiError> {
+    if let Some(identity) = req.extensions().get::<Identity>() {
+        return Ok(identity.clone());
+    }
+    let identity = identify(req)?;
+    req.extensions_mut().insert(identity.clone());
+    Ok(identity)
 }
 
 fn identify(req: &HttpRequest) -> Result<Identity, ApiError> {
