@@ -33,7 +33,7 @@ pub async fn open<M: MigratorTrait>(
         settings.database.max_connections,
     )
     .await?;
-    crate::nats::ensure_streams(nats, settings.nats.stream_replicas, STREAMS).await?;
+    crate::nats::declare_streams(nats, settings.nats.stream_replicas, service, STREAMS).await?;
     let outbox = Outbox::new(service);
     tasks.spawn(
         outbox
