@@ -120,18 +120,15 @@ async fn main() -> anyhow::Result<()> {
                 config.as_deref(),
                 vec![("data_dir", data_dir.map(|d| d.display().to_string()))],
             )?;
+            // Refuses in the production profile, before creating any key.
+            let issuer = renkei_web::identity::dev_issuer(&settings)?;
             if role.is_empty() {
                 anyhow::bail!("--role is required");
             }
             if org.is_none() && !role.contains(&Role::Admin) {
                 anyhow::bail!("--org is required for every role but admin");
             }
-            use secrecy::ExposeSecret as _;
-            let key = renkei_web::identity::dev_key(
-                settings.auth.dev_key.expose_secret(),
-                &settings.data_dir,
-            )?;
-            let token = renkei_web::TokenIssuer::hs256(&key).issue(&sub, org, &role, ttl)?;
+            let token = issuer.issue(&sub, org, &role, ttl)?;
             #[allow(clippy::print_stdout)]
             {
                 println!("{token}");

@@ -200,16 +200,15 @@ impl Runtime {
         name: &str,
     ) -> anyhow::Result<Runtime> {
         use anyhow::Context as _;
-        use secrecy::ExposeSecret as _;
         let nats = renkei_bus::nats::connect(&settings.nats, name).await?;
         renkei_bus::nats::wait_for_jetstream(&nats, std::time::Duration::from_secs(30))
             .await
             .with_context(|| format!("nats.url: no JetStream at {}", settings.nats.url))?;
-        let key =
-            crate::identity::dev_key(settings.auth.dev_key.expose_secret(), &settings.data_dir)?;
+        // Development key and/or identity provider, as the profile says.
+        let verifier = TokenVerifier::from_settings(settings).await?;
         Ok(Runtime {
             nats,
-            verifier: Arc::new(TokenVerifier::hs256(&key)),
+            verifier: Arc::new(verifier),
             tasks: tokio::task::JoinSet::new(),
             cancel: tokio_util::sync::CancellationToken::new(),
         })
