@@ -162,7 +162,10 @@ async fn up(settings: Settings) -> anyhow::Result<()> {
     {
         println!("renkei up: http://{}", running.addr);
         println!("  services : registry, demarcation, contacts, emergency");
-        println!("  nats     : {}", settings.nats.url);
+        println!(
+            "  nats     : {}",
+            renkei_bus::nats::redacted(&settings.nats.url)
+        );
         println!("  data dir : {}", settings.data_dir.display());
         println!(
             "  database : {}",

@@ -150,10 +150,14 @@ async fn trace_request(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    // The route pattern, not the path: a path can carry a secret (the token
+    // of an acknowledgement link, /ack/{token}), and spans reach logs and
+    // traces.
+    let route = req.match_pattern();
     let span = tracing::info_span!(
         "http.request",
         http.method = %req.method(),
-        http.target = %req.path(),
+        http.route = route.as_deref().unwrap_or("(no route)"),
         request_id = %request_id,
         identity.sub = tracing::field::Empty,
         http.status_code = tracing::field::Empty,
