@@ -105,6 +105,16 @@ pub async fn managed_org(
     Err(ApiError::NotFound("organization"))
 }
 
+/// A refusal of [`managed_org`] for the organisation a body names in
+/// `org_id`: the same status, the field named.
+pub fn org_id_in_body(e: ApiError) -> ApiError {
+    match e {
+        ApiError::NotFound(_) => ApiError::NotFound("organization named by org_id"),
+        ApiError::Forbidden(why) => ApiError::Forbidden(format!("org_id: {why}")),
+        other => other,
+    }
+}
+
 /// The service's view of platforms: its registry copy, read through from
 /// the registry when an event has not arrived yet.
 pub fn platforms(state: &ContactsState) -> Platforms<'_> {

@@ -39,7 +39,7 @@ pub fn deciding_org(who: &Identity, claimed: Option<Uuid>) -> Result<Uuid, ApiEr
     };
     if claimed.is_some_and(|c| c != org) {
         return Err(ApiError::Forbidden(
-            "you cannot decide for another organisation".into(),
+            "organization_id names another organisation: you decide only for your own".into(),
         ));
     }
     if !DECIDING_ROLES.iter().any(|r| who.has(*r)) {

@@ -186,7 +186,9 @@ async fn create_contact(
     ValidJson(body): ValidJson<CreateContact>,
 ) -> Result<HttpResponse, ApiError> {
     // Who may write comes first: a stranger learns nothing from validation.
-    let org = access::managed_org(&state, &who, body.org_id).await?;
+    let org = access::managed_org(&state, &who, body.org_id)
+        .await
+        .map_err(access::org_id_in_body)?;
     let name = valid_contact_name(&body.name).map_err(invalid)?;
     let role = ContactRole::parse("role", &body.role).map_err(invalid)?;
     let availability = Availability::parse("availability", &body.availability).map_err(invalid)?;
@@ -1107,7 +1109,7 @@ async fn acknowledge(
     let org = body.unwrap_or_default().org_id.unwrap_or(mine);
     if org != mine {
         return Err(ApiError::Forbidden(
-            "you acknowledge only for your own organisation".into(),
+            "org_id names another organisation: you acknowledge only for your own".into(),
         ));
     }
     let Some(r) = recipient::Entity::find()

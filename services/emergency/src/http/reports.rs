@@ -224,7 +224,13 @@ pub(super) async fn list_reports(
         let Some(org) = who.org else {
             return Ok(HttpResponse::Ok().json(json!({"items": [], "next": null})));
         };
-        let mut acts = Condition::any().add(report::Column::OrgId.eq(org));
+        // Its own organisation's reports: drafts for those who act on them
+        // (a manager, CSIRT or CISO), filed ones for all of its staff.
+        let mut own = Condition::all().add(report::Column::OrgId.eq(org));
+        if !access::responder_of(&who, org) {
+            own = own.add(report::Column::State.eq("filed"));
+        }
+        let mut acts = Condition::any().add(own);
         if who.has(Role::Operator) {
             // The operator acts on every incident of the platforms it operates.
             acts = acts.add(report::Column::IncidentId.in_subquery(ids_where(
@@ -253,8 +259,8 @@ pub(super) async fn list_reports(
     Ok(HttpResponse::Ok().json(json!({"items": items, "next": page.next})))
 }
 
-/// A report `who` may read: its incident's actors, and for a filed one the
-/// central body too.
+/// A report `who` may read: its incident's actors, and for a filed one
+/// whoever reads the whole incident (never an affected organisation).
 async fn readable_report(
     state: &EmergencyState,
     who: &Identity,
@@ -273,13 +279,18 @@ async fn readable_report(
     let acts = access::may_act(&state.db.read, who, &inc)
         .await
         .map_err(db)?;
+    // Filed reports: also everyone who reads the whole incident (its
+    // declaring organisation, the operator, readers of everything), as
+    // `GET /v1/incidents/{id}/reports` lists them; affected organisations
+    // see none.
     let reads = acts
-        || (r.state == "filed" && who.reads_everything())
         || (r.state == "filed"
-            && access::relation(&state.db.read, who, &inc)
-                .await
-                .map_err(db)?
-                == Relation::Coordinator);
+            && matches!(
+                access::relation(&state.db.read, who, &inc)
+                    .await
+                    .map_err(db)?,
+                Relation::Coordinator | Relation::Declarer
+            ));
     if !reads {
         return Err(ApiError::NotFound("report"));
     }
