@@ -600,6 +600,17 @@ impl World {
             Some(json!({"id": control, "title_en": "Reference control"})),
         )
         .await;
+        // A control of A's own: which organisation added it is not for
+        // organisations of other platforms to learn.
+        self.must(
+            201,
+            Method::POST,
+            "demarcation",
+            "/v1/controls",
+            &self.as_(Role::Operator, self.a),
+            Some(json!({"id": format!("a-control-{}", self.next()), "title_en": "A's control"})),
+        )
+        .await;
         self.must(
             200,
             Method::PUT,

@@ -28,6 +28,8 @@ pub struct Control {
     pub title_en: String,
     pub description: String,
     pub builtin: bool,
+    /// The organisation that added it: shown to that organisation and to
+    /// readers of everything, `null` to anyone else.
     pub created_by_org: Option<Uuid>,
 }
 

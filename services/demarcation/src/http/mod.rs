@@ -119,12 +119,22 @@ fn version_no(v: i32) -> u32 {
 #[utoipa::path(get, path = "/v1/controls", tag = "demarcation",
     responses((status = 200, description = "`{items}` in catalogue order")), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
-async fn list_controls(state: State, _who: Identity) -> Result<HttpResponse, ApiError> {
+async fn list_controls(state: State, who: Identity) -> Result<HttpResponse, ApiError> {
     let items: Vec<Control> = store::catalogue(&state.db.read)
         .await
         .map_err(db)?
         .into_iter()
         .map(Control::from)
+        .map(|mut c| {
+            // The catalogue is shared by every platform, but which
+            // organisation added a control is its own and the readers of
+            // everything's to know: to an organisation on another platform
+            // it does not exist.
+            if !(who.reads_everything() || c.created_by_org == who.org) {
+                c.created_by_org = None;
+            }
+            c
+        })
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items, "next": null })))
 }
