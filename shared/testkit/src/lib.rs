@@ -2,6 +2,10 @@
 //! killed and restarted, a fresh database per test (SQLite file, or a new
 //! PostgreSQL database when `RENKEI_TEST_DATABASE_URL` names a server), and
 //! settings that bind port 0.
+//!
+//! [`bodies`]: property tests for request bodies, from their published schema.
+
+pub mod bodies;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

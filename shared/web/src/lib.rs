@@ -10,6 +10,7 @@
 pub mod error;
 pub mod identity;
 pub mod json;
+pub mod openapi;
 pub mod pagination;
 pub mod platforms;
 pub mod server;
