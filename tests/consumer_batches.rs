@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 const STREAM: StreamSpec = StreamSpec {
     name: "BATCHTEST",
     subjects: &["batchtest.>"],
+    max_age_days: 1,
 };
 
 #[derive(Serialize, Deserialize)]

@@ -578,7 +578,7 @@ pub async fn acknowledge_now(
     db: &renkei_store::Db,
     outbox: &Outbox,
     recipient_id: Uuid,
-    by: &str,
+    by: &renkei_audit::Actor,
     via: &str,
 ) -> Result<Option<Acknowledgement>, DbErr> {
     let mut attempt = 0;
@@ -603,15 +603,18 @@ pub async fn acknowledge_now(
 
 /// Acknowledges `recipient_id` for its organisation: stops its escalation at
 /// once and cancels every message not yet sent. Harmless when repeated.
-#[tracing::instrument(skip(conn, outbox))]
+/// Audited as done by `actor` (whose subject is recorded as the one who
+/// acknowledged).
+#[tracing::instrument(skip(conn, outbox, actor))]
 pub async fn acknowledge<C: ConnectionTrait>(
     conn: &C,
     outbox: &Outbox,
     recipient_id: Uuid,
-    by: &str,
+    actor: &renkei_audit::Actor,
     via: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Acknowledgement>, DbErr> {
+    let by = actor.sub.as_str();
     let Some(r) = recipient::Entity::find_by_id(recipient_id)
         .lock(LockType::Update)
         .one(conn)
@@ -666,6 +669,10 @@ pub async fn acknowledge<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("recipient {}", r.id)))?;
+    let done = renkei_audit::Action::new("notification.acknowledged", n.id)
+        .of(r.org_id)
+        .detail(serde_json::json!({"via": via, "step": r.step + 1}));
+    renkei_audit::record(conn, actor, done).await?;
     Ok(Some(Acknowledgement::Recorded(updated)))
 }
 
@@ -701,6 +708,7 @@ pub async fn advance_due<C: ConnectionTrait>(
     // Organisations exhausted now, by notification: one notice each to
     // the operator, and one state refresh each.
     let mut silent: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let mut audited = Vec::new();
     for r in &due {
         let n = match notices.get(&r.notification_id) {
             Some(found) => found.clone(),
@@ -793,6 +801,20 @@ pub async fn advance_due<C: ConnectionTrait>(
                 .col_expr(recipient::Column::ExhaustedAt, Expr::value(now));
         }
         update.exec(conn).await?;
+        let moved = if plan.exhausted {
+            "notification.exhausted"
+        } else {
+            "notification.escalated"
+        };
+        audited.push(
+            renkei_audit::Action::new(moved, r.notification_id)
+                .of(r.org_id)
+                .detail(serde_json::json!({
+                    "step": plan.position.step + 1,
+                    "round": plan.position.round,
+                    "reason": reason,
+                })),
+        );
         if plan.exhausted {
             // Retries still waiting would reach nobody who is expected to
             // answer any more; they are closed, not left pending.
@@ -823,6 +845,8 @@ pub async fn advance_due<C: ConnectionTrait>(
             open(conn, outbox, tell, now).await?;
         }
     }
+    let by = renkei_audit::Actor::service(crate::SERVICE);
+    renkei_audit::record_all(conn, by, audited).await?;
     Ok(due.len())
 }
 

@@ -29,6 +29,7 @@ pub struct ContactsState {
     pub db: Db,
     pub outbox: Outbox,
     pub nats: async_nats::Client,
+    pub audit: renkei_audit::AuditReader,
     pub links: AckLinks,
     /// Woken when deliveries are created (drills started here).
     pub dispatch: Arc<Notify>,
@@ -53,6 +54,7 @@ impl Service for Contacts {
     ) -> anyhow::Result<Contacts> {
         let renkei_bus::service::Opened { db, outbox } =
             renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
+        let audit = renkei_audit::start(settings, SERVICE, &db, &nats, tasks, &cancel).await?;
         let key = renkei_web::identity::dev_key(
             settings.auth.dev_key.expose_secret(),
             &settings.data_dir,
@@ -102,6 +104,7 @@ impl Service for Contacts {
 
         Ok(Contacts {
             state: web::Data::new(ContactsState {
+                audit,
                 db,
                 outbox,
                 nats,
@@ -118,7 +121,7 @@ impl Service for Contacts {
             name: SERVICE,
             state: self.state.clone(),
             routes: crate::http::routes,
-            openapi: crate::http::ApiDoc::openapi,
+            openapi: || renkei_audit::http::with_audit(crate::http::ApiDoc::openapi()),
         })
     }
 }
@@ -127,6 +130,12 @@ impl Contacts {
     /// The service alone on `http.listen`, in the background (tests, tools).
     pub async fn spawn(settings: &Settings, name: &str) -> anyhow::Result<renkei_web::Running> {
         renkei_web::spawn_alone::<Contacts>(settings, name).await
+    }
+}
+
+impl renkei_audit::AuditState for ContactsState {
+    fn audit(&self) -> &renkei_audit::AuditReader {
+        &self.audit
     }
 }
 

@@ -430,6 +430,18 @@ pub async fn come_into_force<C: ConnectionTrait>(
         )
         .await?;
     stage_accepted(conn, outbox, &in_force, &accepted).await?;
+    let operator = store::system::Entity::find_by_id(in_force.platform_id)
+        .one(conn)
+        .await?
+        .map(|p| p.owner_org_id);
+    let done = renkei_audit::Action::new("rules.in_force", in_force.id)
+        .of(operator)
+        .detail(serde_json::json!({
+            "platform_id": in_force.platform_id,
+            "version": in_force.version,
+            "accepted_by": accepted.len(),
+        }));
+    renkei_audit::record(conn, renkei_audit::Actor::service(crate::SERVICE), done).await?;
     Ok(Some(in_force))
 }
 

@@ -26,6 +26,7 @@ pub struct DemarcationState {
     pub db: Db,
     pub outbox: Outbox,
     pub nats: async_nats::Client,
+    pub audit: renkei_audit::AuditReader,
     /// Woken when a proposal schedules reminders.
     pub reminders: Reminders,
     /// How long a read-through query to the registry may take.
@@ -50,6 +51,7 @@ impl Service for Demarcation {
     ) -> anyhow::Result<Demarcation> {
         let renkei_bus::service::Opened { db, outbox } =
             renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
+        let audit = renkei_audit::start(settings, SERVICE, &db, &nats, tasks, &cancel).await?;
         store::seed_catalogue(&db).await?;
         // A last acceptance whose follow-up was cut short by a crash.
         let settled = crate::consensus::settle_all(&db, &outbox).await?;
@@ -95,6 +97,7 @@ impl Service for Demarcation {
 
         Ok(Demarcation {
             state: web::Data::new(DemarcationState {
+                audit,
                 db,
                 outbox,
                 nats,
@@ -109,7 +112,7 @@ impl Service for Demarcation {
             name: SERVICE,
             state: self.state.clone(),
             routes: crate::http::routes,
-            openapi: crate::http::ApiDoc::openapi,
+            openapi: || renkei_audit::http::with_audit(crate::http::ApiDoc::openapi()),
         })
     }
 }
@@ -118,6 +121,12 @@ impl Demarcation {
     /// The service alone on `http.listen`, in the background (tests, tools).
     pub async fn spawn(settings: &Settings, name: &str) -> anyhow::Result<renkei_web::Running> {
         renkei_web::spawn_alone::<Demarcation>(settings, name).await
+    }
+}
+
+impl renkei_audit::AuditState for DemarcationState {
+    fn audit(&self) -> &renkei_audit::AuditReader {
+        &self.audit
     }
 }
 

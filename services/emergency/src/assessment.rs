@@ -293,6 +293,15 @@ impl Assessor {
             .filter(incident::Column::Id.eq(incident_id))
             .exec(&txn)
             .await?;
+        let done = renkei_audit::Action::new("incident.assessed", incident_id)
+            .of(inc.org_id)
+            .detail(json!({
+                "assessment": number,
+                "at_risk": exposure.len(),
+                "newly_alerted": newly.len(),
+                "no_longer": gone.len(),
+            }));
+        renkei_audit::record(&txn, renkei_audit::Actor::service(crate::SERVICE), done).await?;
         self.outbox.commit(txn).await?;
         tracing::info!(
             at_risk = exposure.len(),
@@ -426,6 +435,12 @@ impl Assessor {
             .filter(incident::Column::Id.eq(incident_id))
             .exec(&txn)
             .await?;
+        if made > 0 {
+            let done = renkei_audit::Action::new("incident.tasks_assigned", incident_id)
+                .of(inc.org_id)
+                .detail(json!({"tasks": made, "playbook_id": book.as_ref().map(|b| b.id)}));
+            renkei_audit::record(&txn, renkei_audit::Actor::service(crate::SERVICE), done).await?;
+        }
         txn.commit().await?;
         Ok(made)
     }

@@ -96,6 +96,7 @@ impl Worker {
         let outbox = &self.assessor.outbox;
         let txn = self.assessor.db.write.begin().await?;
         let mut count = 0;
+        let mut audited = Vec::new();
 
         let reports = incident::Entity::find()
             .filter(incident::Column::ReportDueAt.lte(now))
@@ -150,6 +151,11 @@ impl Worker {
                 }],
             )
             .await?;
+            audited.push(
+                renkei_audit::Action::new("incident.report_escalated", inc.id)
+                    .of(inc.org_id)
+                    .detail(json!({"due_at": due_at, "to_role": "ciso"})),
+            );
             count += 1;
         }
 
@@ -214,6 +220,11 @@ impl Worker {
                 }],
             )
             .await?;
+            audited.push(
+                renkei_audit::Action::new("task.escalated", t.id)
+                    .of(owner)
+                    .detail(json!({"incident_id": inc.id, "due_at": t.due_at})),
+            );
             count += 1;
         }
 
@@ -272,8 +283,15 @@ impl Worker {
                 })
                 .collect();
             outbox.stage_many(&txn, &events).await?;
+            audited.push(
+                renkei_audit::Action::new("advisory.escalated", a.id)
+                    .of(a.issued_by_org)
+                    .detail(json!({"organizations": events.len(), "act_by": act_by})),
+            );
             count += events.len();
         }
+        let by = renkei_audit::Actor::service(crate::SERVICE);
+        renkei_audit::record_all(&txn, by, audited).await?;
         outbox.commit(txn).await?;
         Ok(count)
     }

@@ -28,6 +28,7 @@ pub struct EmergencyState {
     pub db: Db,
     pub outbox: Outbox,
     pub nats: async_nats::Client,
+    pub audit: renkei_audit::AuditReader,
     pub assessor: Assessor,
     /// Wakes the deadline worker (something became owed or due).
     pub worker: Arc<Notify>,
@@ -51,6 +52,7 @@ impl Service for Emergency {
     ) -> anyhow::Result<Emergency> {
         let renkei_bus::service::Opened { db, outbox } =
             renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
+        let audit = renkei_audit::start(settings, SERVICE, &db, &nats, tasks, &cancel).await?;
         let query_timeout = Duration::from_millis(settings.nats.request_timeout_ms);
         let assessor = Assessor {
             db: db.clone(),
@@ -81,6 +83,7 @@ impl Service for Emergency {
         );
         Ok(Emergency {
             state: web::Data::new(EmergencyState {
+                audit,
                 db,
                 outbox,
                 nats,
@@ -97,7 +100,7 @@ impl Service for Emergency {
             name: SERVICE,
             state: self.state.clone(),
             routes: crate::http::routes,
-            openapi: crate::http::ApiDoc::openapi,
+            openapi: || renkei_audit::http::with_audit(crate::http::ApiDoc::openapi()),
         })
     }
 }
@@ -106,6 +109,12 @@ impl Emergency {
     /// The service alone on `http.listen`, in the background (tests, tools).
     pub async fn spawn(settings: &Settings, name: &str) -> anyhow::Result<renkei_web::Running> {
         renkei_web::spawn_alone::<Emergency>(settings, name).await
+    }
+}
+
+impl renkei_audit::AuditState for EmergencyState {
+    fn audit(&self) -> &renkei_audit::AuditReader {
+        &self.audit
     }
 }
 

@@ -5,6 +5,7 @@
 //! separate binaries do. It uses the NATS server at `--nats-url`, or starts a
 //! local `nats-server` with JetStream in the data directory when none answers.
 
+mod audit;
 mod local_nats;
 
 use std::path::PathBuf;
@@ -63,6 +64,11 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// The tamper-evident audit record: verify it, fetch its signed heads.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -90,6 +96,7 @@ fn settings(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Audit { command } => audit::run(command).await,
         Command::Up {
             listen,
             data_dir,

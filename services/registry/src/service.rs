@@ -28,6 +28,7 @@ pub struct RegistryState {
     pub outbox: Outbox,
     pub index: Arc<RwLock<GraphIndex>>,
     pub nats: async_nats::Client,
+    pub audit: renkei_audit::AuditReader,
 }
 
 /// A started registry: state plus its background tasks.
@@ -47,6 +48,7 @@ impl Service for Registry {
     ) -> anyhow::Result<Registry> {
         let renkei_bus::service::Opened { db, outbox } =
             renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
+        let audit = renkei_audit::start(settings, SERVICE, &db, &nats, tasks, &cancel).await?;
         let index = Arc::new(RwLock::new(store::load_index(&db).await?));
 
         let handler = Arc::new(RulesAcceptedHandler {
@@ -110,6 +112,7 @@ impl Service for Registry {
                 outbox,
                 index,
                 nats,
+                audit,
             }),
         })
     }
@@ -119,7 +122,7 @@ impl Service for Registry {
             name: SERVICE,
             state: self.state.clone(),
             routes: crate::http::routes,
-            openapi: crate::http::ApiDoc::openapi,
+            openapi: || renkei_audit::http::with_audit(crate::http::ApiDoc::openapi()),
         })
     }
 }
@@ -128,6 +131,12 @@ impl Registry {
     /// The registry alone on `http.listen`, in the background (tests, tools).
     pub async fn spawn(settings: &Settings, name: &str) -> anyhow::Result<renkei_web::Running> {
         renkei_web::spawn_alone::<Registry>(settings, name).await
+    }
+}
+
+impl renkei_audit::AuditState for RegistryState {
+    fn audit(&self) -> &renkei_audit::AuditReader {
+        &self.audit
     }
 }
 

@@ -249,7 +249,7 @@ fn stream_config(spec: &StreamSpec, replicas: usize) -> stream::Config {
         subjects: spec.subjects.iter().map(|s| (*s).to_owned()).collect(),
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
-        max_age: Duration::from_secs(30 * 24 * 3600),
+        max_age: Duration::from_secs(spec.max_age_days * 24 * 3600),
         duplicate_window: Duration::from_secs(120),
         num_replicas: replicas,
         ..Default::default()

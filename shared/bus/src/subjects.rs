@@ -10,24 +10,42 @@
 pub struct StreamSpec {
     pub name: &'static str,
     pub subjects: &'static [&'static str],
+    /// How long a message is kept.
+    pub max_age_days: u64,
 }
+
+/// How long events are kept: consumers that were down catch up within it.
+const EVENT_DAYS: u64 = 30;
 
 pub const REGISTRY_STREAM: StreamSpec = StreamSpec {
     name: "REGISTRY",
     subjects: &["registry.>"],
+    max_age_days: EVENT_DAYS,
 };
 pub const DEMARCATION_STREAM: StreamSpec = StreamSpec {
     name: "DEMARCATION",
     subjects: &["demarcation.>"],
+    max_age_days: EVENT_DAYS,
 };
 
 pub const CONTACTS_STREAM: StreamSpec = StreamSpec {
     name: "CONTACTS",
     subjects: &["contacts.>"],
+    max_age_days: EVENT_DAYS,
 };
 pub const EMERGENCY_STREAM: StreamSpec = StreamSpec {
     name: "EMERGENCY",
     subjects: &["emergency.>"],
+    max_age_days: EVENT_DAYS,
+};
+
+/// The signed heads of every service's audit chain
+/// (`audit.head.<service>`), kept for more than a year so that every
+/// organisation can check the record long after the fact.
+pub const AUDIT_STREAM: StreamSpec = StreamSpec {
+    name: "AUDIT",
+    subjects: &["audit.head.>"],
+    max_age_days: 400,
 };
 
 /// Every stream of the product.
@@ -36,6 +54,7 @@ pub const STREAMS: &[StreamSpec] = &[
     DEMARCATION_STREAM,
     CONTACTS_STREAM,
     EMERGENCY_STREAM,
+    AUDIT_STREAM,
 ];
 
 // registry
@@ -83,6 +102,33 @@ pub fn incident_messages(incident_id: uuid::Uuid) -> String {
     format!("emergency.messages.{incident_id}")
 }
 
+// audit
+/// The services that keep an audit chain, each answering its own
+/// [`audit_query`] and publishing its own [`audit_head`].
+pub const AUDITED_SERVICES: &[&str] = &["registry", "demarcation", "contacts", "emergency"];
+
+/// The subject a service publishes its signed audit chain head on
+/// (`audit.head.<service>`), captured by [`AUDIT_STREAM`].
+pub fn audit_head(service: &str) -> String {
+    format!("audit.head.{service}")
+}
+
+pub const QUERY_REGISTRY_AUDIT: &str = "query.registry.audit";
+pub const QUERY_DEMARCATION_AUDIT: &str = "query.demarcation.audit";
+pub const QUERY_CONTACTS_AUDIT: &str = "query.contacts.audit";
+pub const QUERY_EMERGENCY_AUDIT: &str = "query.emergency.audit";
+
+/// The query that reads `service`'s audit log (`query.<service>.audit`).
+pub fn audit_query(service: &str) -> Option<&'static str> {
+    match service {
+        "registry" => Some(QUERY_REGISTRY_AUDIT),
+        "demarcation" => Some(QUERY_DEMARCATION_AUDIT),
+        "contacts" => Some(QUERY_CONTACTS_AUDIT),
+        "emergency" => Some(QUERY_EMERGENCY_AUDIT),
+        _ => None,
+    }
+}
+
 // queries
 pub const QUERY_REGISTRY_BLAST_RADIUS: &str = "query.registry.blast_radius";
 pub const QUERY_REGISTRY_SYSTEM: &str = "query.registry.system";
@@ -95,6 +141,10 @@ pub const QUERY_SUBJECTS: &[&str] = &[
     QUERY_REGISTRY_SYSTEM,
     QUERY_REGISTRY_PLATFORM_SYSTEMS,
     QUERY_DEMARCATION_RESPONSIBILITY,
+    QUERY_REGISTRY_AUDIT,
+    QUERY_DEMARCATION_AUDIT,
+    QUERY_CONTACTS_AUDIT,
+    QUERY_EMERGENCY_AUDIT,
 ];
 
 /// Every event subject, for documentation and tests.
@@ -151,6 +201,19 @@ mod tests {
                 "{subject} is captured by no stream"
             );
         }
+    }
+
+    #[test]
+    fn every_audited_service_has_its_head_subject_in_the_audit_stream_and_its_query() {
+        for service in AUDITED_SERVICES {
+            let head = audit_head(service);
+            assert_eq!(stream_for(&head).map(|s| s.name), Some("AUDIT"), "{head}");
+            let query = audit_query(service).expect("a query per audited service");
+            assert_eq!(query, format!("query.{service}.audit"));
+            assert!(QUERY_SUBJECTS.contains(&query), "{query}");
+        }
+        assert_eq!(audit_query("nobody"), None);
+        const { assert!(AUDIT_STREAM.max_age_days > 365) };
     }
 
     #[test]

@@ -457,7 +457,13 @@ pub fn dev_key(configured: &str, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if !configured.is_empty() {
         return Ok(configured.as_bytes().to_vec());
     }
-    let path = data_dir.join("dev-signing.key");
+    key_file(data_dir, "dev-signing.key")
+}
+
+/// The 32-byte key kept in hex in `data_dir/name`, created (random, mode
+/// 0600) on first use: the development token key, the audit signing key.
+pub fn key_file(data_dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             hex::decode(text.trim()).with_context(|| format!("{} is not a hex key", path.display()))

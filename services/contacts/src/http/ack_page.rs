@@ -149,7 +149,7 @@ pub async fn confirm(state: State, token: web::Path<String>) -> Result<HttpRespo
     let Some(found) = find(&state, &token).await? else {
         return Ok(not_found());
     };
-    let by = format!("contact:{}", found.delivery.contact_id);
+    let by = renkei_audit::Actor::contact(found.delivery.contact_id, found.recipient.org_id);
     let outcome =
         escalation::acknowledge_now(&state.db, &state.outbox, found.recipient.id, &by, "link")
             .await

@@ -77,7 +77,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/drills/{id}", web::get().to(get_drill))
         .route("/v1/drills/{id}", web::delete().to(stop_drill))
         .route("/ack/{token}", web::get().to(ack_page::show))
-        .route("/ack/{token}", web::post().to(ack_page::confirm));
+        .route("/ack/{token}", web::post().to(ack_page::confirm))
+        .configure(renkei_audit::http::routes::<ContactsState>);
 }
 
 #[derive(OpenApi)]
@@ -199,6 +200,7 @@ async fn create_contact(
         Language::parse("language", body.language.as_deref().unwrap_or("ja")).map_err(invalid)?;
     owned_system(&state, org, body.system_id).await?;
     let now = Utc::now();
+    let txn = state.db.write.begin().await.map_err(db)?;
     let saved = contact::ActiveModel {
         id: Set(Uuid::now_v7()),
         org_id: Set(org),
@@ -212,9 +214,14 @@ async fn create_contact(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&state.db.write)
+    .insert(&txn)
     .await
     .map_err(db)?;
+    let done = renkei_audit::Action::new("contact.created", saved.id)
+        .of(saved.org_id)
+        .detail(serde_json::json!({"role": saved.role, "system_id": saved.system_id}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
+    txn.commit().await.map_err(db)?;
     Ok(HttpResponse::Created().json(contact_view(saved)?))
 }
 
@@ -362,11 +369,29 @@ async fn update_contact(
         row.system_id = Set(system);
     }
     row.updated_at = Set(Utc::now());
-    let saved = row.update(&state.db.write).await.map_err(|e| match e {
+    let changed: Vec<&str> = [
+        ("name", body.name.is_some()),
+        ("role", body.role.is_some()),
+        ("availability", body.availability.is_some()),
+        ("channels", body.channels.is_some()),
+        ("time_zone", body.time_zone.is_some()),
+        ("language", body.language.is_some()),
+        ("system_id", body.system_id.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, given)| given.then_some(field))
+    .collect();
+    let txn = state.db.write.begin().await.map_err(db)?;
+    let saved = row.update(&txn).await.map_err(|e| match e {
         // Removed meanwhile.
         sea_orm::DbErr::RecordNotUpdated => ApiError::NotFound("contact"),
         e => db(e),
     })?;
+    let done = renkei_audit::Action::new("contact.updated", saved.id)
+        .of(saved.org_id)
+        .detail(serde_json::json!({ "changed": changed }));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
+    txn.commit().await.map_err(db)?;
     Ok(HttpResponse::Ok().json(contact_view(saved)?))
 }
 
@@ -383,10 +408,14 @@ async fn delete_contact(
     access::managed_org(&state, &who, c.org_id).await?;
     // Messages already waiting for this contact fail with "removed" and
     // escalation moves on; the record of past deliveries stays.
+    let txn = state.db.write.begin().await.map_err(db)?;
     contact::Entity::delete_by_id(c.id)
-        .exec(&state.db.write)
+        .exec(&txn)
         .await
         .map_err(db)?;
+    let done = renkei_audit::Action::new("contact.removed", c.id).of(c.org_id);
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
+    txn.commit().await.map_err(db)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -508,6 +537,7 @@ async fn put_policy(
         .map_err(db)?;
     policy.validate(|id| own.contains(&id)).map_err(invalid)?;
     owned_system(&state, org, body.system_id).await?;
+    let txn = state.db.write.begin().await.map_err(db)?;
     let row = store::policy::ActiveModel {
         org_id: Set(org),
         scope: Set(scope_of(body.system_id)),
@@ -528,9 +558,14 @@ async fn put_policy(
             ])
             .to_owned(),
         )
-        .exec_without_returning(&state.db.write)
+        .exec_without_returning(&txn)
         .await
         .map_err(db)?;
+    let done = renkei_audit::Action::new("escalation_policy.set", org)
+        .of(org)
+        .detail(serde_json::json!({"system_id": body.system_id, "steps": body.steps.len()}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
+    txn.commit().await.map_err(db)?;
     let stored = store::policy::Entity::find_by_id((org, scope_of(body.system_id)))
         .one(&state.db.write)
         .await
@@ -599,10 +634,19 @@ async fn delete_policy(
     let org = path_id(&org_id, "organization")?;
     let org = access::managed_org(&state, &who, org).await?;
     let system = query_id("system_id", &filter.system_id)?;
-    store::policy::Entity::delete_by_id((org, scope_of(system)))
-        .exec(&state.db.write)
+    let txn = state.db.write.begin().await.map_err(db)?;
+    let removed = store::policy::Entity::delete_by_id((org, scope_of(system)))
+        .exec(&txn)
         .await
-        .map_err(db)?;
+        .map_err(db)?
+        .rows_affected;
+    if removed > 0 {
+        let done = renkei_audit::Action::new("escalation_policy.removed", org)
+            .of(org)
+            .detail(serde_json::json!({ "system_id": system }));
+        renkei_audit::record(&txn, &who, done).await.map_err(db)?;
+    }
+    txn.commit().await.map_err(db)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -748,6 +792,10 @@ async fn put_cooperation_map(
         ),
         _ => db(e),
     })?;
+    let done = renkei_audit::Action::new("cooperation_map.updated", platform.id)
+        .of(platform.owner_org_id)
+        .detail(serde_json::json!({ "version": version + 1 }));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
     Ok(HttpResponse::Ok().json(map_view(&state, &platform).await?))
 }
@@ -1123,9 +1171,10 @@ async fn acknowledge(
             "this notification was not sent to your organisation".into(),
         ));
     };
-    let outcome = escalation::acknowledge_now(&state.db, &state.outbox, r.id, &who.sub, "api")
-        .await
-        .map_err(db)?;
+    let outcome =
+        escalation::acknowledge_now(&state.db, &state.outbox, r.id, &(&who).into(), "api")
+            .await
+            .map_err(db)?;
     match outcome {
         Some(Acknowledgement::Recorded(r) | Acknowledgement::Already(r)) => {
             Ok(HttpResponse::Ok().json(org_status(&r)))
@@ -1194,6 +1243,10 @@ async fn create_drill(
     drills::start_run(&txn, &state.outbox, &row, now)
         .await
         .map_err(db)?;
+    let done = renkei_audit::Action::new("drill.started", row.id)
+        .of(platform.owner_org_id)
+        .detail(serde_json::json!({"platform_id": platform.id, "repeat_every_hours": row.repeat_every_hours}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     state.dispatch.notify_one();
     state.timer.notify_one();
@@ -1219,7 +1272,12 @@ async fn stop_drill(
     access::platforms(&state)
         .operated(&who, d.platform_id, "stops its drills")
         .await?;
-    drills::stop(&state.db.write, d.id).await.map_err(db)?;
+    let txn = state.db.write.begin().await.map_err(db)?;
+    drills::stop(&txn, d.id).await.map_err(db)?;
+    let done = renkei_audit::Action::new("drill.stopped", d.id)
+        .detail(serde_json::json!({ "platform_id": d.platform_id }));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
+    txn.commit().await.map_err(db)?;
     let d = drill::Entity::find_by_id(d.id)
         .one(&state.db.write)
         .await

@@ -43,6 +43,8 @@ impl MigratorTrait for Migrator {
             column: ColumnDef::new("detail").text().null().to_owned(),
         }));
         all.push(Box::new(markings()));
+        // The audit record: its log and the chain head every append locks.
+        all.extend(renkei_audit::store::migrations());
         all
     }
 }

@@ -80,6 +80,7 @@ impl Reminders {
             .all(&txn)
             .await?;
         let mut sent = 0usize;
+        let mut reminded = Vec::new();
         for r in due {
             if let Some(version) = rule_version::Entity::find_by_id(r.version_id)
                 .one(&txn)
@@ -108,11 +109,17 @@ impl Reminders {
                     })
                     .collect();
                 sent += self.outbox.stage_many(&txn, &events).await?;
+                reminded.push(
+                    renkei_audit::Action::new("rules.reminded", version.id)
+                        .detail(serde_json::json!({ "organizations": events.len() })),
+                );
             }
             let mut row: reminder::ActiveModel = r.into();
             row.sent_at = Set(Some(now));
             row.update(&txn).await?;
         }
+        let by = renkei_audit::Actor::service(crate::SERVICE);
+        renkei_audit::record_all(&txn, by, reminded).await?;
         self.outbox.commit(txn).await?;
         if sent > 0 {
             tracing::info!(sent, "deadline reminders sent");

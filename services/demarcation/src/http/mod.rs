@@ -17,6 +17,8 @@ use sea_orm::{
 use utoipa::OpenApi;
 use uuid::Uuid;
 
+use renkei_audit::Action;
+
 use crate::access;
 use crate::consensus::{self, DecisionInput, FlowError};
 use crate::domain::document::{self, AcceptanceLine, DocumentInput, Lang};
@@ -71,7 +73,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/v1/rules/{version_id}/document",
             web::get().to(get_document),
-        );
+        )
+        .configure(renkei_audit::http::routes::<DemarcationState>);
 }
 
 #[derive(OpenApi)]
@@ -186,15 +189,18 @@ async fn create_control(
         created_by_org: Set(who.org),
         created_at: Set(Utc::now()),
     };
-    let saved = model
-        .insert(&state.db.write)
-        .await
-        .map_err(|e| match e.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => {
-                ApiError::conflict("duplicate_control", "a control with this id exists")
-            }
-            _ => db(e),
-        })?;
+    let txn = state.db.write.begin().await.map_err(db)?;
+    let saved = model.insert(&txn).await.map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            ApiError::conflict("duplicate_control", "a control with this id exists")
+        }
+        _ => db(e),
+    })?;
+    let done = Action::new("control.created", &saved.id)
+        .of(who.org)
+        .detail(serde_json::json!({"area": saved.area, "title_en": saved.title_en}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
+    txn.commit().await.map_err(db)?;
     Ok(HttpResponse::Created().json(Control::from(saved)))
 }
 
@@ -400,6 +406,10 @@ async fn put_matrix(
             .await
             .map_err(db)?;
     }
+    let done = Action::new("matrix.updated", platform.id)
+        .of(platform.owner_org_id)
+        .detail(serde_json::json!({"version": next, "gaps_opened": opened.len()}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     Ok(HttpResponse::Ok().json(matrix_view(platform.id, Some(&saved))?))
 }
@@ -582,6 +592,10 @@ async fn create_rules(
     .insert(&txn)
     .await
     .map_err(db)?;
+    let done = Action::new("rules.drafted", saved.id)
+        .of(platform.owner_org_id)
+        .detail(serde_json::json!({"platform_id": platform.id, "version": saved.version}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
     Ok(HttpResponse::Created().json(rules_view(&saved)?))
 }
@@ -710,6 +724,8 @@ async fn update_rules(
     model.content = Set(store::json(&content).map_err(db)?);
     model.updated_at = Set(Utc::now());
     let saved = model.update(&txn).await.map_err(db)?;
+    let done = rules_action("rules.edited", &txn, &saved).await?;
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
     Ok(HttpResponse::Ok().json(rules_view(&saved)?))
 }
@@ -750,6 +766,8 @@ async fn propose(
         .await
         .map_err(db)?;
     let proposed = consensus::propose(&txn, &state.outbox, version, respond_by).await?;
+    let done = rules_action("rules.proposed", &txn, &proposed).await?;
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     state.reminders.wake();
     Ok(HttpResponse::Ok().json(rules_view(&proposed)?))
@@ -775,6 +793,8 @@ async fn withdraw(
         .map_err(db)?
         .ok_or(ApiError::NotFound("rules version"))?;
     let withdrawn = consensus::withdraw(&txn, &state.outbox, version, None).await?;
+    let done = rules_action("rules.withdrawn", &txn, &withdrawn).await?;
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     Ok(HttpResponse::Ok().json(rules_view(&withdrawn)?))
 }
@@ -812,6 +832,11 @@ async fn decide(
     };
     let txn = state.db.write.begin().await.map_err(db)?;
     let decided = consensus::decide(&txn, &state.outbox, &version, input).await?;
+    let done = Action::new("rules.decision_recorded", version.id)
+        .object_type("rules")
+        .of(org)
+        .detail(serde_json::json!({"decision": decision.as_str(), "organization_id": org}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     if decided.may_complete
         && let Some(in_force) =
@@ -1003,4 +1028,20 @@ async fn get_document(
             .body(document::markdown(&input, lang))
     };
     Ok(response)
+}
+
+/// A rules version's audit entry: it belongs to the platform's operator.
+async fn rules_action<C: sea_orm::ConnectionTrait>(
+    action: &str,
+    conn: &C,
+    version: &rule_version::Model,
+) -> Result<Action, ApiError> {
+    let owner = system::Entity::find_by_id(version.platform_id)
+        .one(conn)
+        .await
+        .map_err(db)?
+        .map(|p| p.owner_org_id);
+    Ok(Action::new(action, version.id).of(owner).detail(
+        serde_json::json!({"platform_id": version.platform_id, "version": version.version, "state": version.state}),
+    ))
 }

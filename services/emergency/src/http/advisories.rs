@@ -193,6 +193,10 @@ pub(super) async fn issue_advisory(
         )
         .await
         .map_err(db)?;
+    let done = renkei_audit::Action::new("advisory.issued", id)
+        .of(issuer)
+        .detail(serde_json::json!({"platform_id": body.platform_id, "severity": severity.get()}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     state.worker.notify_one();
     let a = advisory::Entity::find_by_id(id)

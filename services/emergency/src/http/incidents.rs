@@ -217,6 +217,10 @@ pub(super) async fn declare(
     )
     .await
     .map_err(db)?;
+    let done = renkei_audit::Action::new("incident.declared", id)
+        .of(system.owner_org_id)
+        .detail(json!({"system_id": system.id, "category": category.as_str(), "severity": severity.get(), "tlp": tlp.as_str()}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
 
     // Alert now; when the registry cannot answer, the worker retries.
@@ -412,6 +416,10 @@ pub(super) async fn change_status(
     )
     .await
     .map_err(db)?;
+    let done = renkei_audit::Action::new("incident.status_changed", id)
+        .of(inc.org_id)
+        .detail(json!({"from": from.as_str(), "to": to.as_str()}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     let (inc, _, disclosure) = readable(&state, &who, id).await?;
     Ok(HttpResponse::Ok().json(incident_view(&state.db.write, &who, inc, disclosure).await?))
@@ -527,6 +535,10 @@ pub(super) async fn put_review(
     )
     .await
     .map_err(db)?;
+    let done = renkei_audit::Action::new("incident.reviewed", id)
+        .of(inc.org_id)
+        .detail(json!({"actions": review.actions.len(), "open": open}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
     let (inc, _, disclosure) = readable(&state, &who, id).await?;
     Ok(HttpResponse::Ok().json(incident_view(&state.db.write, &who, inc, disclosure).await?))

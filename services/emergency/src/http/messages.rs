@@ -209,6 +209,10 @@ pub(super) async fn post_message(
     )
     .await
     .map_err(db)?;
+    let done = renkei_audit::Action::new("message.posted", message_id)
+        .of(inc.org_id)
+        .detail(json!({"incident_id": id, "from_org_id": sender, "to": to.len(), "kind": kind.as_str()}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     let m = message::Entity::find_by_id(message_id)
         .one(&state.db.write)

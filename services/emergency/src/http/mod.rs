@@ -77,7 +77,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/v1/advisories/{id}",
             web::get().to(advisories::get_advisory),
-        );
+        )
+        .configure(renkei_audit::http::routes::<crate::service::EmergencyState>);
 }
 
 #[derive(OpenApi)]

@@ -76,8 +76,11 @@ pub(super) async fn create_playbook(
             ),
         ));
     }
+    let txn = sea_orm::TransactionTrait::begin(&state.db.write)
+        .await
+        .map_err(db)?;
     let saved = playbook::Entity::insert(model)
-        .exec_with_returning(&state.db.write)
+        .exec_with_returning(&txn)
         .await
         .map_err(|e| match e.sql_err() {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => ApiError::conflict(
@@ -86,6 +89,11 @@ pub(super) async fn create_playbook(
             ),
             _ => db(e),
         })?;
+    let done = renkei_audit::Action::new("playbook.created", saved.id)
+        .of(who.org)
+        .detail(serde_json::json!({"platform_id": platform_id, "category": saved.category}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
+    txn.commit().await.map_err(db)?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/playbooks/{}", saved.id)))
         .json(playbook_view(saved)?))
@@ -165,6 +173,9 @@ pub(super) async fn update_playbook(
     platforms(&state)
         .operated(&who, p.platform_id, "writes playbooks")
         .await?;
+    let txn = sea_orm::TransactionTrait::begin(&state.db.write)
+        .await
+        .map_err(db)?;
     playbook::Entity::update_many()
         .col_expr(playbook::Column::Title, Expr::value(title))
         .col_expr(
@@ -178,9 +189,14 @@ pub(super) async fn update_playbook(
         .col_expr(playbook::Column::UpdatedBy, Expr::value(actor(&who)))
         .col_expr(playbook::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(playbook::Column::Id.eq(id))
-        .exec(&state.db.write)
+        .exec(&txn)
         .await
         .map_err(db)?;
+    let done = renkei_audit::Action::new("playbook.updated", id)
+        .of(who.org)
+        .detail(serde_json::json!({"platform_id": p.platform_id, "steps": steps.len()}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
+    txn.commit().await.map_err(db)?;
     let p = playbook::Entity::find_by_id(id)
         .one(&state.db.write)
         .await

@@ -159,6 +159,10 @@ pub(super) async fn create_report(
     .exec_with_returning(&txn)
     .await
     .map_err(db)?;
+    let done = renkei_audit::Action::new("report.created", saved.id)
+        .of(inc.org_id)
+        .detail(json!({"incident_id": id, "kind": kind.as_str()}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/reports/{}", saved.id)))
@@ -352,7 +356,8 @@ pub(super) async fn edit_report(
     if let Some(n) = notes {
         content.notes = n;
     }
-    report::Entity::update_many()
+    let txn = state.db.write.begin().await.map_err(db)?;
+    let edited = report::Entity::update_many()
         .col_expr(
             report::Column::Content,
             Expr::value(to_column(&content).map_err(db)?),
@@ -360,9 +365,17 @@ pub(super) async fn edit_report(
         .col_expr(report::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(report::Column::Id.eq(id))
         .filter(report::Column::State.eq("draft"))
-        .exec(&state.db.write)
+        .exec(&txn)
         .await
-        .map_err(db)?;
+        .map_err(db)?
+        .rows_affected;
+    if edited > 0 {
+        let done = renkei_audit::Action::new("report.edited", id)
+            .of(r.org_id)
+            .detail(json!({"incident_id": r.incident_id}));
+        renkei_audit::record(&txn, &who, done).await.map_err(db)?;
+    }
+    txn.commit().await.map_err(db)?;
     let r = report::Entity::find_by_id(id)
         .one(&state.db.write)
         .await
@@ -451,6 +464,10 @@ pub(super) async fn file_report(
     )
     .await
     .map_err(db)?;
+    let done = renkei_audit::Action::new("report.filed", id)
+        .of(inc.org_id)
+        .detail(json!({"incident_id": inc.id, "kind": r.kind}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     let r = report::Entity::find_by_id(id)
         .one(&state.db.write)

@@ -147,6 +147,10 @@ pub(super) async fn change_task(
     )
     .await
     .map_err(db)?;
+    let done = renkei_audit::Action::new("task.changed", id)
+        .of(t.owner_org_id.or(Some(inc.org_id)))
+        .detail(json!({"incident_id": inc.id, "from": from.as_str(), "to": to.as_str()}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
     let t = task::Entity::find_by_id(id)
         .one(&state.db.write)

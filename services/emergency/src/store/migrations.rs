@@ -30,6 +30,8 @@ impl MigratorTrait for Migrator {
         ] {
             all.push(Box::new(table));
         }
+        // The audit record: its log and the chain head every append locks.
+        all.extend(renkei_audit::store::migrations());
         all
     }
 }

@@ -85,7 +85,8 @@ pub fn link_removed(m: &link::Model) -> contract::LinkRemoved {
     }
 }
 
-/// Moves a system's lifecycle and stages the event, in one transaction.
+/// Moves a system's lifecycle and stages the event, in one transaction,
+/// audited as done by `by`.
 /// `Ok(None)` when the system does not exist; a 409 for an illegal move.
 pub async fn apply_lifecycle(
     db: &Db,
@@ -93,12 +94,13 @@ pub async fn apply_lifecycle(
     id: Uuid,
     to: Lifecycle,
     txn: Option<&DatabaseTransaction>,
+    by: &renkei_audit::Actor,
 ) -> Result<Option<system::Model>, ApiError> {
     match txn {
-        Some(txn) => change_in(txn, outbox, id, to).await,
+        Some(txn) => change_in(txn, outbox, id, to, by).await,
         None => {
             let txn = db.write.begin().await.map_err(db_error)?;
-            let saved = change_in(&txn, outbox, id, to).await?;
+            let saved = change_in(&txn, outbox, id, to, by).await?;
             outbox.commit(txn).await.map_err(db_error)?;
             Ok(saved)
         }
@@ -110,6 +112,7 @@ async fn change_in<C: ConnectionTrait>(
     outbox: &Outbox,
     id: Uuid,
     to: Lifecycle,
+    by: &renkei_audit::Actor,
 ) -> Result<Option<system::Model>, ApiError> {
     let Some(current) = system::Entity::find_by_id(id)
         .one(conn)
@@ -149,6 +152,12 @@ async fn change_in<C: ConnectionTrait>(
             .await
             .map_err(db_error)?;
     }
+    let done = renkei_audit::Action::new("system.lifecycle_changed", saved.id)
+        .of(saved.owner_org_id)
+        .detail(serde_json::json!({"from": from.as_str(), "to": to.as_str()}));
+    renkei_audit::record(conn, by, done)
+        .await
+        .map_err(db_error)?;
     Ok(Some(saved))
 }
 
@@ -187,6 +196,7 @@ impl EventHandler for RulesAcceptedHandler {
                 *system_id,
                 Lifecycle::Active,
                 Some(txn),
+                &renkei_audit::Actor::service(crate::SERVICE),
             )
             .await
             .map_err(|e| HandlerError::Transient(anyhow::anyhow!(e.to_string())))?;

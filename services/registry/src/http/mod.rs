@@ -17,6 +17,8 @@ use sea_orm::{
 use utoipa::OpenApi;
 use uuid::Uuid;
 
+use renkei_audit::Action;
+
 use crate::access;
 use crate::domain::{
     self, Category, CategorySet, Lifecycle, LinkKind, OrgKind, Ratings, SystemKind,
@@ -43,7 +45,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/systems/{id}/blast-radius", web::get().to(blast_radius))
         .route("/v1/links", web::post().to(create_link))
         .route("/v1/links", web::get().to(list_links))
-        .route("/v1/links/{id}", web::delete().to(delete_link));
+        .route("/v1/links/{id}", web::delete().to(delete_link))
+        .configure(renkei_audit::http::routes::<RegistryState>);
 }
 
 #[derive(OpenApi)]
@@ -114,6 +117,10 @@ async fn create_organization(
         )
         .await
         .map_err(db)?;
+    let done = Action::new("organization.registered", saved.id)
+        .of(saved.id)
+        .detail(serde_json::json!({"name": saved.name, "kind": saved.kind}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     Ok(HttpResponse::Created().json(Organization::from(saved)))
 }
@@ -271,6 +278,10 @@ async fn create_system(
         )
         .await
         .map_err(db)?;
+    let done = Action::new("system.registered", saved.id)
+        .of(saved.owner_org_id)
+        .detail(serde_json::json!({"name": saved.name, "kind": saved.kind, "platform_id": saved.platform_id}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     state.index.write().upsert_system(store::node_of(&saved));
     Ok(HttpResponse::Created().json(System::from(saved)))
@@ -441,10 +452,14 @@ async fn update_system(
         .stage(
             &txn,
             Some(saved.owner_org_id),
-            &events::system_updated(&saved, changed),
+            &events::system_updated(&saved, changed.clone()),
         )
         .await
         .map_err(db)?;
+    let done = Action::new("system.updated", saved.id)
+        .of(saved.owner_org_id)
+        .detail(serde_json::json!({ "changed": changed }));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     Ok(HttpResponse::Ok().json(System::from(saved)))
 }
@@ -480,7 +495,7 @@ async fn change_lifecycle(
             "must be at most 2000 characters",
         ));
     }
-    let saved = events::apply_lifecycle(&state.db, &state.outbox, id, to, None)
+    let saved = events::apply_lifecycle(&state.db, &state.outbox, id, to, None, &(&who).into())
         .await?
         .ok_or(ApiError::NotFound("system"))?;
     state.index.write().set_lifecycle(id, to);
@@ -598,6 +613,9 @@ async fn create_link(
         .stage(&txn, platform_owner, &events::link_added(&saved))
         .await
         .map_err(db)?;
+    renkei_audit::record(&txn, &who, link_action("link.added", &state, &saved))
+        .await
+        .map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     state.index.write().add_link(
         saved.id,
@@ -683,7 +701,27 @@ async fn delete_link(
         .stage(&txn, platform_owner, &events::link_removed(&existing))
         .await
         .map_err(db)?;
+    renkei_audit::record(&txn, &who, link_action("link.removed", &state, &existing))
+        .await
+        .map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     state.index.write().remove_link(id);
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A link's audit entry: it belongs to the organisation whose system it
+/// leads to (the platform operator, who made it, reads its own actions).
+fn link_action(action: &str, state: &RegistryState, link: &link::Model) -> Action {
+    let to_owner = state
+        .index
+        .read()
+        .system(link.to_system_id)
+        .map(|s| s.owner_org_id);
+    Action::new(action, link.id)
+        .of(to_owner)
+        .detail(serde_json::json!({
+            "from_system_id": link.from_system_id,
+            "to_system_id": link.to_system_id,
+            "kind": link.kind,
+        }))
 }

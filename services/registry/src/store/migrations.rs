@@ -10,6 +10,8 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(CreateOrganizations));
         all.push(Box::new(CreateSystems));
         all.push(Box::new(CreateLinks));
+        // The audit record: its log and the chain head every append locks.
+        all.extend(renkei_audit::store::migrations());
         all
     }
 }
