@@ -46,6 +46,10 @@ pub enum ApiError {
     /// Not there, or not the caller's to see: the two look the same.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// There, but not the caller's to see: answers exactly like
+    /// [`ApiError::NotFound`], and `reason` goes to the refusal log only.
+    #[error("{what} not found")]
+    Hidden { what: &'static str, reason: String },
     /// A field has a value that is not acceptable.
     #[error("{field}: {detail}")]
     InvalidField { field: String, detail: String },
@@ -60,6 +64,10 @@ pub enum ApiError {
     Conflict { code: &'static str, detail: String },
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The caller's organisation (or, without a token, its address) is over
+    /// its rate limit: 429 with `Retry-After`.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     /// A dependency (database, NATS, another service) is not available now.
     #[error("{0}")]
     Unavailable(String),
@@ -76,6 +84,33 @@ impl ApiError {
         }
     }
 
+    /// A 404 that hides an object the caller may not see; `reason` (why it
+    /// is hidden) is logged as a refusal, never sent.
+    pub fn hidden(what: &'static str, reason: impl Into<String>) -> Self {
+        ApiError::Hidden {
+            what,
+            reason: reason.into(),
+        }
+    }
+
+    /// A refusal of the caller (401, 403, or a 404 hiding an object), which
+    /// the server logs with the identity, route and reason.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Unauthenticated(_) | ApiError::Forbidden(_) | ApiError::Hidden { .. }
+        )
+    }
+
+    /// Why the request was refused, for the access log: the detail sent,
+    /// or for a hidden object the reason kept from the caller.
+    pub fn reason(&self) -> String {
+        match self {
+            ApiError::Hidden { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
         ApiError::Conflict {
             code,
@@ -88,11 +123,12 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) => "not_found",
+            ApiError::NotFound(_) | ApiError::Hidden { .. } => "not_found",
             ApiError::InvalidField { .. } => "invalid_field",
             ApiError::Malformed { .. } => "malformed_request",
             ApiError::Conflict { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -102,11 +138,12 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated(_) => "Authentication required",
             ApiError::Forbidden(_) => "Not allowed",
-            ApiError::NotFound(_) => "Not found",
+            ApiError::NotFound(_) | ApiError::Hidden { .. } => "Not found",
             ApiError::InvalidField { .. } => "Invalid field",
             ApiError::Malformed { .. } => "Malformed request",
             ApiError::Conflict { .. } => "Conflict with the current state",
             ApiError::PayloadTooLarge { .. } => "Payload too large",
+            ApiError::TooManyRequests { .. } => "Too many requests",
             ApiError::Unavailable(_) => "Service unavailable",
             ApiError::Internal(_) => "Internal error",
         }
@@ -155,10 +192,11 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::Hidden { .. } => StatusCode::NOT_FOUND,
             ApiError::InvalidField { .. } | ApiError::Malformed { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -179,6 +217,9 @@ impl ResponseError for ApiError {
         ));
         if matches!(self, ApiError::Unauthenticated(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let ApiError::TooManyRequests { retry_after_secs } = self {
+            response.insert_header((header::RETRY_AFTER, (*retry_after_secs).max(1).to_string()));
         }
         response.json(self.problem())
     }
@@ -218,6 +259,41 @@ mod tests {
         assert_eq!(status, 409);
         assert_eq!(json["error"], "illegal_transition");
         assert!(json.get("field").is_none());
+    }
+
+    #[test]
+    fn too_many_requests_is_a_429_problem_with_retry_after() {
+        let response = ApiError::TooManyRequests {
+            retry_after_secs: 3,
+        }
+        .error_response();
+        assert_eq!(response.status().as_u16(), 429);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("3")
+        );
+        let (_, json) = body(ApiError::TooManyRequests {
+            retry_after_secs: 3,
+        });
+        assert_eq!(json["type"], "urn:renkei:problem:rate_limited");
+        assert_eq!(json["title"], "Too many requests");
+        assert!(json["detail"].as_str().expect("detail").contains("3 s"));
+    }
+
+    #[test]
+    fn a_hidden_object_answers_exactly_like_a_missing_one() {
+        let (hidden_status, hidden) = body(ApiError::hidden("system", "another platform's"));
+        let (missing_status, missing) = body(ApiError::NotFound("system"));
+        assert_eq!((hidden_status, hidden), (missing_status, missing));
+        assert_eq!(
+            ApiError::hidden("system", "another platform's").reason(),
+            "another platform's"
+        );
+        assert!(ApiError::hidden("system", "x").is_refusal());
+        assert!(!ApiError::NotFound("system").is_refusal());
     }
 
     #[test]

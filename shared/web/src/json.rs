@@ -1,11 +1,17 @@
 //! A JSON body extractor whose every error is a problem naming the field.
+//!
+//! Besides the body limit (413), every body is held to two backstops before
+//! it reaches a handler: no string value or key longer than
+//! [`MAX_STRING_BYTES`] and no nesting deeper than [`MAX_DEPTH`], each a 400
+//! naming the field's path. Domains bound their own fields far tighter; these
+//! catch the fields they do not.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::error::PayloadError;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, DeserializeSeed as _};
 
 use crate::error::ApiError;
 
@@ -88,8 +94,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
+/// The longest string value (or object key) a body may hold, in bytes once
+/// decoded.
+pub const MAX_STRING_BYTES: usize = 64 * 1024;
+
+/// The deepest nesting of objects and arrays a body may have.
+pub const MAX_DEPTH: usize = 32;
+
 /// Deserialises `bytes`, naming the field at fault on failure.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    check_bounds(bytes)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
@@ -124,6 +138,211 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
         }
     })
+}
+
+/// Refuses a string longer than [`MAX_STRING_BYTES`] or nesting deeper than
+/// [`MAX_DEPTH`], naming the path. Only a body that could break a bound
+/// (longer than the string cap, or nested too deep by a quick scan) is walked;
+/// a body that is not JSON is left for the parser to report.
+fn check_bounds(bytes: &[u8]) -> Result<(), ApiError> {
+    if bytes.len() <= MAX_STRING_BYTES && nesting(bytes) <= MAX_DEPTH {
+        return Ok(());
+    }
+    let mut walk = Walk::default();
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    if (Check {
+        walk: &mut walk,
+        depth: 0,
+    })
+    .deserialize(de)
+    .is_ok()
+    {
+        return Ok(());
+    }
+    let Some(breach) = walk.breach else {
+        return Ok(());
+    };
+    let path = walk.path_string();
+    let detail = match breach {
+        Breach::LongString => format!("is longer than {MAX_STRING_BYTES} bytes"),
+        Breach::LongKey => format!("has a key longer than {MAX_STRING_BYTES} bytes"),
+        Breach::TooDeep => format!("nests deeper than {MAX_DEPTH} levels"),
+    };
+    Err(if path.is_empty() {
+        ApiError::Malformed {
+            detail: format!("body {detail}"),
+            field: None,
+        }
+    } else {
+        ApiError::InvalidField {
+            field: path,
+            detail,
+        }
+    })
+}
+
+/// The deepest nesting of `[` and `{` outside strings (a quick scan, no
+/// validation).
+fn nesting(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+#[derive(Clone, Copy)]
+enum Breach {
+    LongString,
+    LongKey,
+    TooDeep,
+}
+
+/// Where the walk is, and what it found.
+#[derive(Default)]
+struct Walk {
+    path: Vec<Segment>,
+    breach: Option<Breach>,
+}
+
+impl Walk {
+    /// The path as serde_path_to_error writes it: `a.b[0].c`.
+    fn path_string(&self) -> String {
+        let mut out = String::new();
+        for segment in &self.path {
+            match segment {
+                Segment::Key(key) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                }
+                Segment::Index(i) => out.push_str(&format!("[{i}]")),
+            }
+        }
+        out
+    }
+
+    fn breach<E: de::Error>(&mut self, breach: Breach) -> E {
+        self.breach = Some(breach);
+        E::custom("bound exceeded")
+    }
+}
+
+/// Visits any JSON value without keeping it, stopping at the first breach.
+struct Check<'a> {
+    walk: &'a mut Walk,
+    /// Containers around the value.
+    depth: usize,
+}
+
+impl<'de> de::DeserializeSeed<'de> for Check<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for Check<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        if v.len() > MAX_STRING_BYTES {
+            return Err(self.walk.breach(Breach::LongString));
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.walk.breach(Breach::TooDeep));
+        }
+        let mut index = 0;
+        loop {
+            self.walk.path.push(Segment::Index(index));
+            let more = seq
+                .next_element_seed(Check {
+                    walk: &mut *self.walk,
+                    depth: self.depth + 1,
+                })?
+                .is_some();
+            self.walk.path.pop();
+            if !more {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.walk.breach(Breach::TooDeep));
+        }
+        while let Some(key) = map.next_key::<String>()? {
+            if key.len() > MAX_STRING_BYTES {
+                return Err(self.walk.breach(Breach::LongKey));
+            }
+            self.walk.path.push(Segment::Key(key));
+            map.next_value_seed(Check {
+                walk: &mut *self.walk,
+                depth: self.depth + 1,
+            })?;
+            self.walk.path.pop();
+        }
+        Ok(())
+    }
 }
 
 fn backticked(message: &str) -> Option<&str> {
@@ -174,6 +393,92 @@ mod tests {
             field_of(r#"{"confidentiality":1}"#).as_deref(),
             Some("name")
         );
+    }
+
+    fn long(n: usize) -> String {
+        "x".repeat(n)
+    }
+
+    #[test]
+    fn a_string_over_the_cap_is_refused_naming_its_path() {
+        let body = format!(
+            r#"{{"name":"ok","confidentiality":1,"extra":{{"notes":["short","{}"]}}}}"#,
+            long(MAX_STRING_BYTES + 1)
+        );
+        match parse::<serde_json::Value>(body.as_bytes()) {
+            Err(ApiError::InvalidField { field, detail }) => {
+                assert_eq!(field, "extra.notes[1]");
+                assert!(detail.contains("65536 bytes"), "{detail}");
+            }
+            other => panic!("expected a refusal naming the field, got {other:?}"),
+        }
+        // Before the body type sees it: the unknown field would be named otherwise.
+        assert!(matches!(
+            parse::<Body>(body.as_bytes()),
+            Err(ApiError::InvalidField { ref field, .. }) if field == "extra.notes[1]"
+        ));
+    }
+
+    #[test]
+    fn a_string_at_the_cap_is_accepted_and_escapes_count_decoded() {
+        let at_cap = format!(
+            r#"{{"name":"{}","confidentiality":1}}"#,
+            long(MAX_STRING_BYTES)
+        );
+        assert_eq!(
+            parse::<Body>(at_cap.as_bytes())
+                .expect("at the cap")
+                .name
+                .len(),
+            MAX_STRING_BYTES
+        );
+        // 40,000 escaped newlines are 80,000 bytes sent but 40,000 decoded.
+        let escaped = format!(
+            r#"{{"name":"{}","confidentiality":1}}"#,
+            "\\n".repeat(40_000)
+        );
+        assert!(parse::<Body>(escaped.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_long_key_is_refused() {
+        let body = format!(r#"{{"a":{{"{}":1}}}}"#, long(MAX_STRING_BYTES + 1));
+        match parse::<serde_json::Value>(body.as_bytes()) {
+            Err(ApiError::InvalidField { field, detail }) => {
+                assert_eq!(field, "a");
+                assert!(detail.contains("key"), "{detail}");
+            }
+            other => panic!("expected a refusal naming the object, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_cap_is_refused_naming_its_path() {
+        let deep = |levels: usize| format!("{}{}", r#"{"a":["#.repeat(levels), "]}".repeat(levels));
+        // 16 × {"a":[ … is 32 levels: accepted.
+        assert!(parse::<serde_json::Value>(deep(16).as_bytes()).is_ok());
+        match parse::<serde_json::Value>(deep(17).as_bytes()) {
+            Err(ApiError::InvalidField { field, detail }) => {
+                assert!(field.starts_with("a[0].a[0]."), "{field}");
+                assert!(detail.contains("32 levels"), "{detail}");
+            }
+            other => panic!("expected a refusal naming the path, got {other:?}"),
+        }
+        // Far deeper than serde_json's own recursion limit: still ours.
+        assert!(matches!(
+            parse::<serde_json::Value>(deep(500).as_bytes()),
+            Err(ApiError::InvalidField { .. })
+        ));
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count_as_nesting() {
+        let body = format!(
+            r#"{{"name":"{}\"]","confidentiality":1}}"#,
+            "[{".repeat(100)
+        );
+        assert_eq!(nesting(body.as_bytes()), 1);
+        assert!(parse::<Body>(body.as_bytes()).is_ok());
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //!
 //! - [`error`]: one error type, rendered as RFC 9457 problem details.
 //! - [`identity`]: bearer tokens, roles and the identity extractor.
-//! - [`json`]: a JSON body extractor whose errors name the field at fault.
+//! - [`json`]: a JSON body extractor whose errors name the field at fault,
+//!   with backstop bounds on string lengths and nesting.
+//! - [`limits`]: per-organisation rate limits (429 with `Retry-After`).
 //! - [`pagination`]: capped, cursor-based pages.
 //! - [`server`]: the HTTP server shared by a service binary and `renkei up`:
-//!   health, readiness, OpenAPI, request ids, body limits.
+//!   health, readiness, OpenAPI, request ids, body limits, rate limits and
+//!   the log of refused requests (target `renkei::access`).
 
 pub mod error;
 pub mod identity;
 pub mod json;
+pub mod limits;
 pub mod openapi;
 pub mod pagination;
 pub mod platforms;

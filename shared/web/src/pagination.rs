@@ -1,6 +1,8 @@
 //! Cursor pagination with a capped page size. Lists come back as
 //! `{"items": [...], "next": cursor-or-null}`; the cursor is the id of the
-//! last item (UUIDv7 ids sort by creation).
+//! last item (UUIDv7 ids sort by creation). A `limit` above [`MAX_PAGE`] is
+//! served as [`MAX_PAGE`] (the `next` cursor leads on); 0, negative numbers
+//! and non-numbers are a 400 naming `limit`.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,7 +16,7 @@ pub const MAX_PAGE: u64 = 1_000;
 /// is reported with its name instead of a generic parse error).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
-    /// Page size, 1 to 1000 (default 100).
+    /// Page size, 1 to 1000 (default 100); larger values get 1000.
     pub limit: Option<String>,
     /// The `next` value of the previous page.
     pub cursor: Option<String>,
@@ -32,11 +34,20 @@ impl PageParams {
         let limit = match self.limit.as_deref() {
             None | Some("") => DEFAULT_PAGE,
             Some(raw) => match raw.parse::<u64>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+                Ok(n) if n >= 1 => n.min(MAX_PAGE),
+                // Too many digits for a u64 is still a number above the cap.
+                Err(_)
+                    if raw.bytes().all(|b| b.is_ascii_digit())
+                        && raw.bytes().any(|b| b != b'0') =>
+                {
+                    MAX_PAGE
+                }
                 _ => {
                     return Err(ApiError::invalid(
                         "limit",
-                        format!("must be a whole number from 1 to {MAX_PAGE}"),
+                        format!(
+                            "must be a whole number of at least 1 (pages hold at most {MAX_PAGE})"
+                        ),
                     ));
                 }
             },
@@ -92,8 +103,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limits_outside_the_cap_name_the_field() {
-        for bad in ["0", "1001", "ten", "-1"] {
+    fn limits_that_are_not_a_positive_number_name_the_field() {
+        for bad in ["0", "000", "ten", "-1", "+", "1.5", " 5", "0x10"] {
             let err = PageParams {
                 limit: Some(bad.into()),
                 cursor: None,
@@ -106,6 +117,35 @@ mod tests {
             );
         }
         assert_eq!(PageParams::default().page().expect("default").limit, 100);
+    }
+
+    #[test]
+    fn limits_above_the_cap_are_served_as_the_cap() {
+        let limit = |raw: &str| {
+            PageParams {
+                limit: Some(raw.into()),
+                cursor: None,
+            }
+            .page()
+            .expect(raw)
+            .limit
+        };
+        assert_eq!(limit("1"), 1);
+        assert_eq!(limit("1000"), MAX_PAGE);
+        assert_eq!(limit("1001"), MAX_PAGE);
+        assert_eq!(limit("100000"), MAX_PAGE);
+        assert_eq!(limit("99999999999999999999999999"), MAX_PAGE);
+        // A page asked for as 100000 holds 1000 items and leads on.
+        let ids: Vec<Uuid> = (0..=MAX_PAGE).map(|_| Uuid::now_v7()).collect();
+        let page = PageParams {
+            limit: Some("100000".into()),
+            cursor: None,
+        }
+        .page()
+        .expect("capped");
+        let p = Paginated::from_rows(ids.clone(), page, |u| *u);
+        assert_eq!(p.items.len(), 1000);
+        assert_eq!(p.next, Some(ids[999].to_string()));
     }
 
     #[test]

@@ -8,14 +8,15 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use renkei_settings::HttpSettings;
+use actix_web::{App, HttpMessage as _, HttpRequest, HttpResponse, HttpServer, web};
+use renkei_settings::{HttpSettings, RateLimitSettings};
 use tracing::Instrument as _;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::error::ApiError;
-use crate::identity::TokenVerifier;
+use crate::identity::{Identity, TokenVerifier};
 use crate::json::BodyLimit;
+use crate::limits::RateLimits;
 
 /// What a service contributes to an HTTP server.
 #[async_trait::async_trait]
@@ -31,23 +32,28 @@ pub trait ServiceModule: Send + Sync + 'static {
 
 struct Modules(Vec<Arc<dyn ServiceModule>>);
 
-/// Starts serving `modules` on `listener`. The server stops on SIGINT/SIGTERM
-/// or through its handle.
+/// Starts serving `modules` on `listener`, with the body limit of `http`
+/// and the per-organisation limits of `rate_limit` (one set of buckets for
+/// the whole server). The server stops on SIGINT/SIGTERM or through its
+/// handle.
 pub fn serve(
     modules: Vec<Arc<dyn ServiceModule>>,
     listener: TcpListener,
     http: &HttpSettings,
+    rate_limit: &RateLimitSettings,
     verifier: Arc<TokenVerifier>,
 ) -> anyhow::Result<Server> {
     let openapi = web::Data::new(openapi_document(&modules));
     let modules = web::Data::new(Modules(modules));
     let verifier = web::Data::new(verifier);
+    let limits = web::Data::new(RateLimits::new(rate_limit));
     let limit = http.body_limit_bytes;
     let mut server = HttpServer::new(move || {
         let modules_for_routes = modules.clone();
         App::new()
             .app_data(modules.clone())
             .app_data(verifier.clone())
+            .app_data(limits.clone())
             .app_data(openapi.clone())
             .app_data(web::PayloadConfig::new(limit))
             .app_data(BodyLimit(limit))
@@ -65,6 +71,7 @@ pub fn serve(
                 }
                 .into()
             }))
+            .wrap(from_fn(crate::limits::limit_requests))
             .wrap(from_fn(trace_request))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
@@ -171,10 +178,48 @@ async fn trace_request(
     renkei_telemetry::adopt(&span, &carrier);
     let mut response = next.call(req).instrument(span.clone()).await?;
     span.record("http.status_code", response.status().as_u16());
+    span.in_scope(|| log_refusal(&response));
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(response)
+}
+
+/// Every refusal of a caller (401, 403, a 404 hiding an object) once, at
+/// warn on target `renkei::access`: who (when the token was valid), the
+/// method, the route pattern, the status and the reason. Never the token.
+fn log_refusal<B>(response: &ServiceResponse<B>) {
+    let Some(error) = response
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>())
+        .filter(|e| e.is_refusal())
+    else {
+        return;
+    };
+    let req = response.request();
+    let extensions = req.extensions();
+    let who = extensions.get::<Identity>();
+    let org = who.and_then(|i| i.org).map(|o| o.to_string());
+    let roles = who.map(|i| {
+        i.roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    let route = req.match_pattern();
+    tracing::warn!(
+        target: "renkei::access",
+        sub = who.map(|i| i.sub.as_str()),
+        org = org.as_deref(),
+        roles = roles.as_deref(),
+        method = %req.method(),
+        route = route.as_deref().unwrap_or("(no route)"),
+        status = response.status().as_u16(),
+        reason = %error.reason(),
+        "request refused"
+    );
 }
 
 /// What a process needs around its services: the NATS connection, the token
@@ -228,7 +273,13 @@ impl Runtime {
         let listener = TcpListener::bind(settings.listen_addr())
             .with_context(|| format!("http.listen: cannot bind {}", settings.http.listen))?;
         let addr = listener.local_addr()?;
-        let server = serve(modules, listener, &settings.http, self.verifier.clone())?;
+        let server = serve(
+            modules,
+            listener,
+            &settings.http,
+            &settings.rate_limit,
+            self.verifier.clone(),
+        )?;
         let handle = server.handle();
         Ok(Running {
             addr,
