@@ -298,8 +298,16 @@ async fn every_validation_failure_is_a_4xx_naming_the_field_and_changes_nothing(
         (status, problem["field"].as_str()),
         (400, Some("competent_org_id"))
     );
-    let (status, problem) = app.get("/v1/systems?limit=5000", &w.operator).await;
+    let (status, problem) = app.get("/v1/systems?limit=0", &w.operator).await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("limit")));
+    // Above the cap is served as the cap (1000), not refused.
+    let (status, page) = app.get("/v1/systems?limit=5000", &w.operator).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty())
+    );
     let (status, problem) = app
         .get(
             &format!("/v1/systems/{}/blast-radius?category=worm", w.systems[0]),
@@ -307,6 +315,27 @@ async fn every_validation_failure_is_a_4xx_naming_the_field_and_changes_nothing(
         )
         .await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("category")));
+    // A 3 MiB body is over the 1 MiB limit: 413; a 70 KiB name is over the
+    // parser's string cap: 400 naming it.
+    let (status, problem) = app
+        .post(
+            "/v1/organizations",
+            &w.admin,
+            json!({"name": "x".repeat(3 * 1024 * 1024), "kind": "government_agency"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["error"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    let (status, problem) = app
+        .post(
+            "/v1/organizations",
+            &w.admin,
+            json!({"name": "x".repeat(70 * 1024), "kind": "government_agency"}),
+        )
+        .await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("name")));
 
     // Nothing changed: still one platform and two linked systems, no links, 3 orgs.
     let (_, systems) = app.get("/v1/systems", &w.admin).await;
