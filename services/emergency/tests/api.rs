@@ -1286,7 +1286,7 @@ async fn advisories_come_from_the_operator_and_each_recipient_sees_its_own_row()
 // ---- request bodies and paging -----------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_page_limit_outside_1_to_1000_is_a_400_naming_limit() {
+async fn a_page_limit_below_1_or_not_a_number_is_a_400_naming_limit_and_above_1000_is_capped() {
     let app = spawn_app().await;
     let w = world(&app).await;
     let first = declare(&app, &w).await;
