@@ -35,10 +35,11 @@ pub enum AuditCommand {
         #[arg(long)]
         heads: Option<PathBuf>,
         /// The installation's Ed25519 public key (hex) the heads must be
-        /// signed with; default: derived from the data dir's
+        /// signed with (repeat it for an installation whose services were
+        /// given different keys); default: derived from the data dir's
         /// audit-signing.key (or audit.signing_key).
         #[arg(long)]
-        public_key: Option<String>,
+        public_key: Vec<String>,
         /// Check only these services (default: all four).
         #[arg(long, value_parser = parse_service)]
         service: Vec<String>,
@@ -90,19 +91,25 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                 Some(path) => read_heads(path)?,
                 None => Vec::new(),
             };
-            let key = match public_key {
-                Some(hex) => Some(
-                    renkei_audit::head::public_key(&hex)
-                        .map_err(|e| anyhow::anyhow!("--public-key: {e}"))?,
-                ),
-                None => renkei_audit::installed_public_key(&settings)?,
+            let keys: Vec<VerifyingKey> = if public_key.is_empty() {
+                renkei_audit::installed_public_key(&settings)?
+                    .into_iter()
+                    .collect()
+            } else {
+                public_key
+                    .iter()
+                    .map(|hex| {
+                        renkei_audit::head::public_key(hex)
+                            .map_err(|e| anyhow::anyhow!("--public-key {hex}: {e}"))
+                    })
+                    .collect::<anyhow::Result<_>>()?
             };
             let services: Vec<&str> = if service.is_empty() {
                 AUDITED_SERVICES.to_vec()
             } else {
                 service.iter().map(String::as_str).collect()
             };
-            let intact = verify(&settings, &services, &heads, key.as_ref()).await;
+            let intact = verify(&settings, &services, &heads, &keys).await;
             if !intact {
                 std::process::exit(1);
             }
@@ -149,11 +156,11 @@ async fn verify(
     settings: &Settings,
     services: &[&str],
     heads: &[SignedHead],
-    key: Option<&VerifyingKey>,
+    keys: &[VerifyingKey],
 ) -> bool {
     let mut intact = true;
     for service in services {
-        let line = match check(settings, service, heads, key).await {
+        let line = match check(settings, service, heads, keys).await {
             Ok(verdict) => {
                 intact &= verdict.intact();
                 verdict.to_string()
@@ -172,10 +179,10 @@ async fn check(
     settings: &Settings,
     service: &str,
     heads: &[SignedHead],
-    key: Option<&VerifyingKey>,
+    keys: &[VerifyingKey],
 ) -> anyhow::Result<Verdict> {
     let conn = open(settings, service).await?;
-    let verdict = renkei_audit::verify_database(&conn, service, heads, key).await;
+    let verdict = renkei_audit::verify_database(&conn, service, heads, keys).await;
     conn.close().await.ok();
     verdict
 }

@@ -133,16 +133,28 @@ pub fn parse_heads(text: &str) -> Result<Vec<SignedHead>, String> {
         .collect()
 }
 
-/// `service`'s heads among `heads`, each checked against `trusted`: the
-/// `(seq, hash)` pairs to hold the chain to, or the first forged one.
+/// `service`'s heads among `heads`, each checked against the trusted key
+/// it names (an installation whose services were given different keys
+/// trusts each of them): the `(seq, hash)` pairs to hold the chain to, or
+/// the first forged one.
 pub fn trusted_heads(
     service: &str,
     heads: &[SignedHead],
-    trusted: &VerifyingKey,
+    trusted: &[VerifyingKey],
 ) -> Result<Vec<(i64, String)>, Problem> {
     let mut out = Vec::new();
     for head in heads.iter().filter(|h| h.service == service) {
-        head.verify(trusted).map_err(|reason| Problem::ForgedHead {
+        let checked = match trusted
+            .iter()
+            .find(|k| head.public_key.eq_ignore_ascii_case(&public_key_hex(k)))
+        {
+            Some(key) => head.verify(key),
+            None => Err(format!(
+                "is signed by another key ({}), not one of the installation's",
+                head.public_key
+            )),
+        };
+        checked.map_err(|reason| Problem::ForgedHead {
             seq: head.seq,
             reason,
         })?;
@@ -249,12 +261,12 @@ mod tests {
             SignedHead::sign(&k, "registry", 3, &"03".repeat(32), Utc::now()),
         ];
         assert_eq!(
-            trusted_heads("registry", &heads, &trusted),
+            trusted_heads("registry", &heads, &[trusted]),
             Ok(vec![(3, "03".repeat(32))])
         );
         let mut forged = heads.clone();
         forged[2].hash = "ff".repeat(32);
-        let problem = trusted_heads("registry", &forged, &trusted).expect_err("forged");
+        let problem = trusted_heads("registry", &forged, &[trusted]).expect_err("forged");
         assert!(
             matches!(problem, Problem::ForgedHead { seq: 3, .. }),
             "{problem}"
@@ -267,6 +279,20 @@ mod tests {
             &"04".repeat(32),
             Utc::now(),
         ));
-        assert!(trusted_heads("registry", &twice, &trusted).is_err());
+        assert!(trusted_heads("registry", &twice, &[trusted]).is_err());
+        // A key the verifier was not given is not trusted, another given one is.
+        let other = SigningKey::from_bytes(&[4; 32]);
+        let by_other = vec![SignedHead::sign(
+            &other,
+            "registry",
+            3,
+            &"03".repeat(32),
+            Utc::now(),
+        )];
+        assert!(trusted_heads("registry", &by_other, &[trusted]).is_err());
+        assert_eq!(
+            trusted_heads("registry", &by_other, &[trusted, other.verifying_key()]),
+            Ok(vec![(3, "03".repeat(32))])
+        );
     }
 }

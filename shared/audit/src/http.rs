@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use renkei_bus::subjects::AUDITED_SERVICES;
 use renkei_web::error::query_id;
+use renkei_web::openapi::Conventions;
 use renkei_web::{ApiError, Identity, PageParams};
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
@@ -206,7 +207,8 @@ fn heads_doc() {}
 #[openapi(
     paths(list_doc, heads_doc),
     components(schemas(AuditList, AuditEntry, HeadList, SignedHead)),
-    tags((name = "audit", description = "The tamper-evident audit record of every service"))
+    tags((name = "audit", description = "The tamper-evident audit record of every service")),
+    modifiers(&Conventions)
 )]
 pub struct AuditApi;
 

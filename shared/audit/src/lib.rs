@@ -204,7 +204,21 @@ pub async fn start(
     tasks: &mut JoinSet<()>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<AuditReader> {
+    let generated = {
+        use secrecy::ExposeSecret as _;
+        settings.audit.signing_key.expose_secret().is_empty()
+            && !settings.data_dir.join(KEY_FILE).exists()
+    };
     let key = signing_key(settings).context("the audit signing key could not be loaded")?;
+    if generated {
+        let path = settings.data_dir.join(KEY_FILE);
+        let advice = "every service and replica of an installation signs with one key: set audit.signing_key (RENKEI_AUDIT__SIGNING_KEY) to share it";
+        if settings.profile == renkei_settings::Profile::Production {
+            tracing::warn!(path = %path.display(), advice, "audit.signing_key is not set; a signing key was generated");
+        } else {
+            tracing::info!(path = %path.display(), "audit signing key generated");
+        }
+    }
     query::spawn_responder(tasks, nats.clone(), service, db.clone(), cancel.clone())?;
     let publisher = heads::HeadPublisher {
         service,
@@ -255,21 +269,21 @@ impl std::fmt::Display for Verdict {
 
 /// Verifies the chain in the database `conn` is connected to (one
 /// service's SQLite file, or its PostgreSQL schema), holding it to the
-/// signed heads of `service` among `heads`, checked against `trusted`
-/// (without a key, heads cannot be trusted and are an error when given).
+/// signed heads of `service` among `heads`, checked against the `trusted`
+/// keys (without one, heads cannot be trusted and are an error when given).
 pub async fn verify_database(
     conn: &sea_orm::DatabaseConnection,
     service: &str,
     heads: &[SignedHead],
-    trusted: Option<&VerifyingKey>,
+    trusted: &[VerifyingKey],
 ) -> anyhow::Result<Verdict> {
     let own = heads.iter().filter(|h| h.service == service).count();
     let (signed, forged) = match (trusted, own) {
         (_, 0) => (Vec::new(), None),
-        (None, _) => anyhow::bail!(
+        ([], _) => anyhow::bail!(
             "heads were given but no public key to check them with (--public-key, or the data dir's {KEY_FILE})"
         ),
-        (Some(key), _) => match head::trusted_heads(service, heads, key) {
+        (keys, _) => match head::trusted_heads(service, heads, keys) {
             Ok(signed) => (signed, None),
             Err(problem) => (Vec::new(), Some(problem)),
         },

@@ -84,7 +84,7 @@ async fn a_signed_head_is_published_on_nats_and_a_forged_one_is_refused() {
         .expect("entry 3");
     assert_eq!(head.hash, third.hash);
 
-    let v = renkei_audit::verify_database(&db.read, SERVICE, &latest, Some(&trusted))
+    let v = renkei_audit::verify_database(&db.read, SERVICE, &latest, &[trusted])
         .await
         .expect("verified");
     assert!(v.intact(), "{v}");
@@ -103,7 +103,7 @@ async fn a_signed_head_is_published_on_nats_and_a_forged_one_is_refused() {
     // An altered head (its hash changed, signature kept) is refused.
     let mut altered = all.clone();
     altered[0].hash = "ab".repeat(32);
-    let v = renkei_audit::verify_database(&db.read, SERVICE, &altered, Some(&trusted))
+    let v = renkei_audit::verify_database(&db.read, SERVICE, &altered, &[trusted])
         .await
         .expect("verified");
     assert!(
@@ -119,7 +119,7 @@ async fn a_signed_head_is_published_on_nats_and_a_forged_one_is_refused() {
         &"cd".repeat(32),
         chrono::Utc::now(),
     )];
-    let v = renkei_audit::verify_database(&db.read, SERVICE, &forged, Some(&trusted))
+    let v = renkei_audit::verify_database(&db.read, SERVICE, &forged, &[trusted])
         .await
         .expect("verified");
     assert!(
@@ -128,7 +128,7 @@ async fn a_signed_head_is_published_on_nats_and_a_forged_one_is_refused() {
     );
     // Heads without a key to check them with are an error, not a pass.
     assert!(
-        renkei_audit::verify_database(&db.read, SERVICE, &all, None)
+        renkei_audit::verify_database(&db.read, SERVICE, &all, &[])
             .await
             .is_err()
     );
@@ -159,14 +159,14 @@ async fn a_signed_head_is_published_on_nats_and_a_forged_one_is_refused() {
         ))
         .await
         .expect("tampered head");
-    let unsigned = renkei_audit::verify_database(&db.read, SERVICE, &[], None)
+    let unsigned = renkei_audit::verify_database(&db.read, SERVICE, &[], &[])
         .await
         .expect("verified");
     assert!(
         unsigned.intact(),
         "without heads the rewrite is invisible: {unsigned}"
     );
-    let v = renkei_audit::verify_database(&db.read, SERVICE, &all, Some(&trusted))
+    let v = renkei_audit::verify_database(&db.read, SERVICE, &all, &[trusted])
         .await
         .expect("verified");
     // Entry 5 differs from the head signed at 5 while the head at 3 still
@@ -202,7 +202,7 @@ async fn a_signed_head_is_published_on_nats_and_a_forged_one_is_refused() {
         &db.read,
         SERVICE,
         &[four, at_four, all[1].clone()],
-        Some(&trusted),
+        &[trusted],
     )
     .await
     .expect("verified");

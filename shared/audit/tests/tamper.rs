@@ -97,7 +97,7 @@ async fn chain_of(db: &Db, n: usize) {
 }
 
 async fn verdict(db: &Db) -> Verdict {
-    renkei_audit::verify_database(&db.read, SERVICE, &[], None)
+    renkei_audit::verify_database(&db.read, SERVICE, &[], &[])
         .await
         .expect("verifiable")
 }
