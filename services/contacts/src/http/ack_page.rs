@@ -107,8 +107,8 @@ fn acknowledged_line(r: &recipient::Model, answer: Answer) -> String {
 
 #[utoipa::path(get, path = "/ack/{token}", tag = "contacts",
     params(("token" = String, Path, description = "The token of a message's link")),
-    responses((status = 200, description = "An HTML page with a button; nothing is acknowledged"),
-              (status = 404, description = "Not a valid link")))]
+    responses((status = 200, description = "An HTML page with a button; nothing is acknowledged", content_type = "text/html", body = String),
+              (status = 404, description = "Not a valid link: an HTML page", content_type = "text/html", body = String)))]
 #[tracing::instrument(skip_all)]
 pub async fn show(state: State, token: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let Some(found) = find(&state, &token).await? else {
@@ -142,8 +142,8 @@ pub async fn show(state: State, token: web::Path<String>) -> Result<HttpResponse
 
 #[utoipa::path(post, path = "/ack/{token}", tag = "contacts",
     params(("token" = String, Path, description = "The token of a message's link")),
-    responses((status = 200, description = "Acknowledged (or already acknowledged): an HTML page"),
-              (status = 404, description = "Not a valid link")))]
+    responses((status = 200, description = "Acknowledged (or already acknowledged): an HTML page", content_type = "text/html", body = String),
+              (status = 404, description = "Not a valid link: an HTML page", content_type = "text/html", body = String)))]
 #[tracing::instrument(skip_all)]
 pub async fn confirm(state: State, token: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let Some(found) = find(&state, &token).await? else {

@@ -1,15 +1,44 @@
 //! Request and response bodies of the contacts API.
 
 use chrono::{DateTime, Utc};
+use renkei_web::openapi::{one_of, one_of_or_null};
 use serde::{Deserialize, Serialize};
+use std::convert::identity;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::Object;
 use uuid::Uuid;
+
+use crate::domain::{Availability, ContactRole, Language};
+
+// The closed vocabularies of request fields, for the OpenAPI document.
+fn channel_kinds() -> Object {
+    one_of(&["webhook", "email"], identity)
+}
+fn target_kinds() -> Object {
+    one_of(&["role", "contact", "available"], identity)
+}
+fn contact_roles() -> Object {
+    one_of(&ContactRole::ALL, ContactRole::as_str)
+}
+fn contact_roles_or_null() -> Object {
+    one_of_or_null(&ContactRole::ALL, ContactRole::as_str)
+}
+fn availabilities() -> Object {
+    one_of(&Availability::ALL, Availability::as_str)
+}
+fn availabilities_or_null() -> Object {
+    one_of_or_null(&Availability::ALL, Availability::as_str)
+}
+fn languages_or_null() -> Object {
+    one_of_or_null(&[Language::Ja, Language::En], Language::as_str)
+}
 
 /// One channel as a client sends it.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelBody {
     /// `webhook` or `email`.
+    #[schema(schema_with = channel_kinds)]
     pub kind: String,
     /// Webhook: where to POST.
     pub url: Option<String>,
@@ -29,13 +58,16 @@ pub struct CreateContact {
     pub system_id: Option<Uuid>,
     pub name: String,
     /// `ciso`, `csirt`, `system_manager`, `operator_on_duty` or `liaison`.
+    #[schema(schema_with = contact_roles)]
     pub role: String,
     /// `ordinary` (business hours), `emergency` (any time) or `both`.
+    #[schema(schema_with = availabilities)]
     pub availability: String,
     pub channels: Vec<ChannelBody>,
     /// IANA zone of the contact's business hours (default `Asia/Tokyo`).
     pub time_zone: Option<String>,
     /// `ja` (default) or `en`: the language of their messages.
+    #[schema(schema_with = languages_or_null)]
     pub language: Option<String>,
 }
 
@@ -43,10 +75,13 @@ pub struct CreateContact {
 #[serde(deny_unknown_fields)]
 pub struct UpdateContact {
     pub name: Option<String>,
+    #[schema(schema_with = contact_roles_or_null)]
     pub role: Option<String>,
+    #[schema(schema_with = availabilities_or_null)]
     pub availability: Option<String>,
     pub channels: Option<Vec<ChannelBody>>,
     pub time_zone: Option<String>,
+    #[schema(schema_with = languages_or_null)]
     pub language: Option<String>,
     /// A system id, or `null` for the whole organisation.
     #[serde(default, with = "double_option")]
@@ -99,7 +134,9 @@ pub struct ContactView {
 pub struct TargetBody {
     /// `role`, `contact` or `available` (every contact reachable under the
     /// notification's condition: the emergency contacts in an emergency).
+    #[schema(schema_with = target_kinds)]
     pub kind: String,
+    #[schema(schema_with = contact_roles_or_null)]
     pub role: Option<String>,
     pub contact_id: Option<Uuid>,
 }
@@ -246,6 +283,7 @@ pub struct AckBody {
 pub struct CreateDrill {
     pub platform_id: Uuid,
     /// Run again every this many hours (1 to 8760); leave out to run once.
+    #[schema(minimum = 1, maximum = 8760)]
     pub repeat_every_hours: Option<u32>,
 }
 

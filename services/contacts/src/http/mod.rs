@@ -11,6 +11,7 @@ use chrono::Utc;
 use renkei_domain::Invalid;
 use renkei_store::json::{from_column, to_column};
 use renkei_web::error::{db, invalid, path_id, query_id};
+use renkei_web::openapi::Conventions;
 use renkei_web::pagination::paginate;
 use renkei_web::{ApiError, Identity, OptionalJson, PageParams, Role, ValidJson};
 use sea_orm::{
@@ -93,7 +94,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                        TargetBody, StepBody, PutPolicy, PolicyView, LineBody, PutCooperationMap,
                        CooperationMapView, OrganizationStatus, NotificationView, AttemptView,
                        DeliveryView, AckBody, CreateDrill, DrillView, renkei_web::error::Problem)),
-    tags((name = "contacts", description = "Contacts, escalation, cooperation map, notifications and drills"))
+    tags((name = "contacts", description = "Contacts, escalation, cooperation map, notifications and drills")),
+    modifiers(&Conventions)
 )]
 pub struct ApiDoc;
 
@@ -233,7 +235,7 @@ struct ContactFilter {
 }
 
 #[utoipa::path(get, path = "/v1/contacts", tag = "contacts", params(ContactFilter, PageParams),
-    responses((status = 200, description = "`{items, next}`: the caller's organisation's contacts, and for a platform operator those of its platforms' organisations")),
+    responses((status = 200, description = "`{items, next}`: the caller's organisation's contacts, and for a platform operator those of its platforms' organisations", body = renkei_web::openapi::PageOf<ContactView>)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 async fn list_contacts(
@@ -890,7 +892,8 @@ struct NotificationFilter {
 }
 
 #[utoipa::path(get, path = "/v1/notifications", tag = "contacts", params(NotificationFilter, PageParams),
-    responses((status = 200, description = "`{items, next}`, newest first")), security(("bearer" = [])))]
+    responses((status = 200, description = "`{items, next}`, newest first", body = renkei_web::openapi::PageOf<NotificationView>),
+              (status = 403, description = "`org_id` names another organisation")), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 async fn list_notifications(
     state: State,
@@ -1065,7 +1068,7 @@ async fn get_notification(
 
 #[utoipa::path(get, path = "/v1/notifications/{id}/deliveries", tag = "contacts",
     params(("id" = Uuid, Path, description = "Notification id"), PageParams),
-    responses((status = 200, description = "`{items, next}`: every delivery with every attempt"), (status = 404)),
+    responses((status = 200, description = "`{items, next}`: every delivery with every attempt", body = renkei_web::openapi::PageOf<DeliveryView>), (status = 404)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 async fn list_deliveries(
@@ -1324,7 +1327,7 @@ async fn drill_platforms(
 }
 
 #[utoipa::path(get, path = "/v1/drills", tag = "contacts", params(PageParams),
-    responses((status = 200, description = "`{items, next}`: drills of the platforms the caller operates")),
+    responses((status = 200, description = "`{items, next}`: drills of the platforms the caller operates", body = renkei_web::openapi::PageOf<DrillView>)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 async fn list_drills(

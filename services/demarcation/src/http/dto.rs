@@ -1,11 +1,25 @@
 //! Request and response bodies of the demarcation API (snake_case JSON).
 
 use chrono::{DateTime, Utc};
+use renkei_web::openapi::one_of;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::Object;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::domain::{Decision, RaciRole, ResponsibilityClass};
 use crate::store::control;
+
+// The closed vocabularies of request fields, for the OpenAPI document.
+fn raci_roles() -> Object {
+    one_of(&RaciRole::ALL, RaciRole::as_str)
+}
+fn classes() -> Object {
+    one_of(&ResponsibilityClass::ALL, ResponsibilityClass::as_str)
+}
+fn decisions() -> Object {
+    one_of(&Decision::ALL, Decision::as_str)
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +70,7 @@ pub struct AssignmentBody {
     pub system_id: Option<Uuid>,
     pub organization_id: Uuid,
     /// `responsible`, `accountable`, `consulted` or `informed`.
+    #[schema(schema_with = raci_roles)]
     pub role: String,
 }
 
@@ -65,6 +80,7 @@ pub struct ClassBody {
     pub control: String,
     pub system_id: Uuid,
     /// `provided`, `inherited`, `shared` or `own`.
+    #[schema(schema_with = classes)]
     pub class: String,
 }
 
@@ -204,6 +220,7 @@ pub struct RuleObjection {
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     /// `accept`, `object` (a reason is required) or `withdraw_objection`.
+    #[schema(schema_with = decisions)]
     pub decision: String,
     pub reason: Option<String>,
     /// Objections to single rules.

@@ -9,6 +9,7 @@ use chrono::Utc;
 use renkei_bus::contracts::demarcation as contract;
 use renkei_bus::contracts::registry::PlatformSystemsQuery;
 use renkei_web::error::{db, invalid, path_id};
+use renkei_web::openapi::Conventions;
 use renkei_web::{ApiError, Identity, OptionalJson, Role, ValidJson};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr,
@@ -88,7 +89,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                        GapView, GapReport, RuleBody, CooperationBody, CreateRules, UpdateRules,
                        RulesVersionView, ProposeBody, RuleObjection, DecisionBody, DecisionView,
                        PartyView, ConsensusView, renkei_web::error::Problem)),
-    tags((name = "demarcation", description = "Control catalogue, responsibility matrix, common rules and consensus"))
+    tags((name = "demarcation", description = "Control catalogue, responsibility matrix, common rules and consensus")),
+    modifiers(&Conventions)
 )]
 pub struct ApiDoc;
 
@@ -120,7 +122,7 @@ fn version_no(v: i32) -> u32 {
 // ---- controls ------------------------------------------------------------
 
 #[utoipa::path(get, path = "/v1/controls", tag = "demarcation",
-    responses((status = 200, description = "`{items}` in catalogue order")), security(("bearer" = [])))]
+    responses((status = 200, description = "`{items}` in catalogue order", body = renkei_web::openapi::PageOf<Control>)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 async fn list_controls(state: State, who: Identity) -> Result<HttpResponse, ApiError> {
     let items: Vec<Control> = store::catalogue(&state.db.read)
@@ -601,7 +603,7 @@ async fn create_rules(
 }
 
 #[utoipa::path(get, path = "/v1/platforms/{platform_id}/rules", tag = "demarcation", params(StateFilter),
-    responses((status = 200, description = "`{items}`, newest first"), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, description = "`{items}`, newest first", body = renkei_web::openapi::PageOf<RulesVersionView>), (status = 404)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(platform.id = %id))]
 async fn list_rules(
     state: State,
@@ -868,7 +870,7 @@ fn party_view(p: &store::rule_party::Model) -> Result<PartyView, ApiError> {
 }
 
 #[utoipa::path(get, path = "/v1/rules/{version_id}/decisions", tag = "demarcation",
-    responses((status = 200, description = "`{items}`: every decision, oldest first"), (status = 404)),
+    responses((status = 200, description = "`{items}`: every decision, oldest first", body = renkei_web::openapi::PageOf<DecisionView>), (status = 404)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(rules.id = %id))]
 async fn list_decisions(
@@ -925,7 +927,8 @@ async fn get_consensus(
 }
 
 #[utoipa::path(get, path = "/v1/rules/{version_id}/document", tag = "demarcation", params(DocumentParams),
-    responses((status = 200, description = "Markdown or HTML", content_type = "text/markdown"), (status = 400), (status = 404)),
+    responses((status = 200, description = "Markdown (`format=markdown`) or HTML (`format=html`)",
+               content((String = "text/markdown"), (String = "text/html"))), (status = 400), (status = 404)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(rules.id = %id))]
 async fn get_document(

@@ -215,7 +215,7 @@ fn sees_all(who: &Identity, a: &advisory::Model) -> bool {
 }
 
 #[utoipa::path(get, path = "/v1/advisories", tag = "emergency", params(PageParamsDoc),
-    responses((status = 200, description = "`{items, next}`, newest first")), security(("bearer" = [])))]
+    responses((status = 200, description = "`{items, next}`, newest first", body = renkei_web::openapi::PageOf<AdvisoryView>)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn list_advisories(
     state: State,

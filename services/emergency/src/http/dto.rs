@@ -3,12 +3,42 @@
 //! `status`, `org_id`…) sent by a client is an error naming it.
 
 use chrono::{DateTime, Utc};
+use renkei_web::openapi::{one_of, one_of_or_null};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::Object;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::report::ReportContent;
-use crate::domain::{PlaybookStep, Review};
+use crate::domain::{
+    Category, MessageKind, PlaybookStep, ReportKind, Review, Status, TaskState, Tlp, Urgency,
+};
+
+// The closed vocabularies of request fields, for the OpenAPI document.
+fn categories() -> Object {
+    one_of(&Category::ALL, Category::as_str)
+}
+fn tlps() -> Object {
+    one_of(&Tlp::ALL, Tlp::as_str)
+}
+fn tlps_or_null() -> Object {
+    one_of_or_null(&Tlp::ALL, Tlp::as_str)
+}
+fn statuses() -> Object {
+    one_of(&Status::ALL, Status::as_str)
+}
+fn task_states() -> Object {
+    one_of(&TaskState::ALL, TaskState::as_str)
+}
+fn report_kinds() -> Object {
+    one_of(&ReportKind::ALL, ReportKind::as_str)
+}
+fn message_kinds() -> Object {
+    one_of(&MessageKind::ALL, MessageKind::as_str)
+}
+fn urgencies_or_null() -> Object {
+    one_of_or_null(&Urgency::ALL, Urgency::as_str)
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -17,10 +47,13 @@ pub struct DeclareIncident {
     pub system_id: Uuid,
     /// `malware`, `unauthorized_access`, `data_leak`, `denial_of_service`,
     /// `outage` or `other`.
+    #[schema(schema_with = categories)]
     pub category: String,
     /// 1 (highest) to 4.
+    #[schema(minimum = 1, maximum = 4)]
     pub severity: i64,
     /// `clear`, `green`, `amber`, `amber+strict` or `red`.
+    #[schema(schema_with = tlps)]
     pub tlp: String,
     pub summary: String,
     pub detected_at: DateTime<Utc>,
@@ -95,6 +128,7 @@ pub struct IncidentFilter {
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
     /// `triaged`, `contained`, `recovered` or `closed`.
+    #[schema(schema_with = statuses)]
     pub to: String,
     pub reason: String,
 }
@@ -136,6 +170,7 @@ pub struct TaskView {
 #[serde(deny_unknown_fields)]
 pub struct TaskChange {
     /// `in_progress`, `done` or `not_applicable`.
+    #[schema(schema_with = task_states)]
     pub state: String,
     /// Required for `not_applicable`.
     pub reason: Option<String>,
@@ -144,6 +179,7 @@ pub struct TaskChange {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePlaybook {
+    #[schema(schema_with = categories)]
     pub category: String,
     pub title: String,
     pub steps: Vec<PlaybookStep>,
@@ -172,6 +208,7 @@ pub struct PlaybookView {
 #[serde(deny_unknown_fields)]
 pub struct CreateReport {
     /// `initial`, `follow_up` or `final`.
+    #[schema(schema_with = report_kinds)]
     pub kind: String,
 }
 
@@ -203,11 +240,14 @@ pub struct ReportView {
 #[serde(deny_unknown_fields)]
 pub struct PostMessage {
     /// `update`, `request`, `instruction`, `advisory` or `assistance_request`.
+    #[schema(schema_with = message_kinds)]
     pub kind: String,
     pub text: String,
     /// No looser than the incident's marking; default the incident's.
+    #[schema(schema_with = tlps_or_null)]
     pub tlp: Option<String>,
     /// `ordinary` or `emergency` (default).
+    #[schema(schema_with = urgencies_or_null)]
     pub urgency: Option<String>,
     /// Default true.
     pub ack_required: Option<bool>,
@@ -251,8 +291,10 @@ pub struct IssueAdvisory {
     pub platform_id: Option<Uuid>,
     pub title: String,
     pub text: String,
+    #[schema(schema_with = tlps)]
     pub tlp: String,
     /// 1 (highest) to 4.
+    #[schema(minimum = 1, maximum = 4)]
     pub severity: i64,
     /// Confirm having acted by then.
     pub act_by: Option<DateTime<Utc>>,

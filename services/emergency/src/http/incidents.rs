@@ -248,7 +248,7 @@ pub(super) async fn declare(
 }
 
 #[utoipa::path(get, path = "/v1/incidents", tag = "emergency", params(IncidentFilter),
-    responses((status = 200, description = "`{items, next}`, newest first"), (status = 400)),
+    responses((status = 200, description = "`{items, next}`, newest first", body = renkei_web::openapi::PageOf<IncidentView>), (status = 400)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn list_incidents(
@@ -426,7 +426,7 @@ pub(super) async fn change_status(
 }
 
 #[utoipa::path(get, path = "/v1/incidents/{id}/timeline", tag = "emergency", params(PageParamsDoc),
-    responses((status = 200, description = "`{items, next}`, oldest first"), (status = 404)),
+    responses((status = 200, description = "`{items, next}`, oldest first", body = renkei_web::openapi::PageOf<TimelineEntry>), (status = 404)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(incident_id = %id))]
 pub(super) async fn get_timeline(

@@ -228,7 +228,7 @@ pub(super) async fn post_message(
 }
 
 #[utoipa::path(get, path = "/v1/incidents/{id}/messages", tag = "emergency", params(PageParamsDoc),
-    responses((status = 200, description = "`{items, next}`, oldest first, each with its recipients' delivery and acknowledgement"), (status = 404)),
+    responses((status = 200, description = "`{items, next}`, oldest first, each with its recipients' delivery and acknowledgement", body = renkei_web::openapi::PageOf<MessageView>), (status = 404)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(incident_id = %id))]
 pub(super) async fn list_messages(

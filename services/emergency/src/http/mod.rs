@@ -12,6 +12,7 @@ mod reports;
 mod tasks;
 
 use actix_web::web;
+use renkei_web::openapi::Conventions;
 use utoipa::OpenApi;
 
 use crate::domain::Review;
@@ -115,7 +116,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                        crate::domain::ReviewAction, PostMessage, RecipientView, MessageView,
                        IssueAdvisory, ConfirmationView, AdvisoryView,
                        renkei_web::error::Problem)),
-    tags((name = "emergency", description = "Incidents, spread alerts, playbooks, coordination, advisories and reports"))
+    tags((name = "emergency", description = "Incidents, spread alerts, playbooks, coordination, advisories and reports")),
+    modifiers(&Conventions)
 )]
 pub struct ApiDoc;
 

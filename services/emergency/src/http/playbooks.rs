@@ -100,7 +100,7 @@ pub(super) async fn create_playbook(
 }
 
 #[utoipa::path(get, path = "/v1/platforms/{platform_id}/playbooks", tag = "emergency",
-    responses((status = 200, description = "`{items}` by category"), (status = 404)),
+    responses((status = 200, description = "`{items}` by category", body = renkei_web::openapi::PageOf<PlaybookView>), (status = 404)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(platform_id = %platform_id))]
 pub(super) async fn list_playbooks(

@@ -170,7 +170,7 @@ pub(super) async fn create_report(
 }
 
 #[utoipa::path(get, path = "/v1/incidents/{id}/reports", tag = "emergency",
-    responses((status = 200, description = "`{items}`"), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, description = "`{items}`", body = renkei_web::openapi::PageOf<ReportView>), (status = 404)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(incident_id = %id))]
 pub(super) async fn list_incident_reports(
     state: State,
@@ -202,7 +202,7 @@ pub(super) async fn list_incident_reports(
 }
 
 #[utoipa::path(get, path = "/v1/reports", tag = "emergency", params(ReportFilter),
-    responses((status = 200, description = "`{items, next}`: every filed report for the central body; otherwise the reports of incidents the caller acts on")),
+    responses((status = 200, description = "`{items, next}`: every filed report for the central body; otherwise the reports of incidents the caller acts on", body = renkei_web::openapi::PageOf<ReportView>)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn list_reports(

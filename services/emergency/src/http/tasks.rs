@@ -36,7 +36,7 @@ fn task_view(t: task::Model, now: DateTime<Utc>) -> TaskView {
 }
 
 #[utoipa::path(get, path = "/v1/incidents/{id}/tasks", tag = "emergency",
-    responses((status = 200, description = "`{items}` in playbook order"), (status = 404)),
+    responses((status = 200, description = "`{items}` in playbook order", body = renkei_web::openapi::PageOf<TaskView>), (status = 404)),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(incident_id = %id))]
 pub(super) async fn list_tasks(

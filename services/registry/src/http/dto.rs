@@ -1,12 +1,32 @@
 //! Request and response bodies of the registry API (snake_case JSON).
 
 use chrono::{DateTime, Utc};
+use renkei_web::openapi::{many_of, one_of};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{Array, Object};
 use uuid::Uuid;
 
+use crate::domain::{Category, Lifecycle, LinkKind, OrgKind, SystemKind};
 use crate::store::{link, organization, system};
+
+// The closed vocabularies of request fields, for the OpenAPI document.
+fn org_kinds() -> Object {
+    one_of(&OrgKind::ALL, OrgKind::as_str)
+}
+fn system_kinds() -> Object {
+    one_of(&SystemKind::ALL, SystemKind::as_str)
+}
+fn lifecycles() -> Object {
+    one_of(&Lifecycle::ALL, Lifecycle::as_str)
+}
+fn link_kinds() -> Object {
+    one_of(&LinkKind::ALL, LinkKind::as_str)
+}
+fn categories() -> Array {
+    many_of(&Category::ALL, Category::as_str)
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -14,6 +34,7 @@ pub struct CreateOrganization {
     pub name: String,
     /// `platform_operator`, `government_agency`, `incorporated_administrative_agency`,
     /// `designated_corporation` or `central_body`.
+    #[schema(schema_with = org_kinds)]
     pub kind: String,
     /// Required for incorporated administrative agencies and designated corporations.
     pub competent_org_id: Option<Uuid>,
@@ -45,15 +66,19 @@ impl From<organization::Model> for Organization {
 pub struct CreateSystem {
     pub name: String,
     /// `platform` or `linked`.
+    #[schema(schema_with = system_kinds)]
     pub kind: String,
     pub owner_org_id: Uuid,
     /// Required for a linked system; absent for a platform.
     pub platform_id: Option<Uuid>,
     /// 1 to 3.
+    #[schema(minimum = 1, maximum = 3)]
     pub confidentiality: i64,
     /// 1 to 2.
+    #[schema(minimum = 1, maximum = 2)]
     pub integrity: i64,
     /// 1 to 2.
+    #[schema(minimum = 1, maximum = 2)]
     pub availability: i64,
     #[serde(default)]
     pub description: Option<String>,
@@ -65,8 +90,11 @@ pub struct CreateSystem {
 pub struct UpdateSystem {
     pub name: Option<String>,
     pub description: Option<String>,
+    #[schema(minimum = 1, maximum = 3)]
     pub confidentiality: Option<i64>,
+    #[schema(minimum = 1, maximum = 2)]
     pub integrity: Option<i64>,
+    #[schema(minimum = 1, maximum = 2)]
     pub availability: Option<i64>,
     // Server-controlled: named here only to be refused with a clear message.
     #[schema(ignore)]
@@ -142,6 +170,7 @@ impl From<system::Model> for System {
 #[serde(deny_unknown_fields)]
 pub struct ChangeLifecycle {
     /// The lifecycle state to move to.
+    #[schema(schema_with = lifecycles)]
     pub to: String,
     /// Why, for the record.
     #[serde(default)]
@@ -154,8 +183,10 @@ pub struct CreateLink {
     pub from_system_id: Uuid,
     pub to_system_id: Uuid,
     /// `network`, `data_flow`, `identity`, `shared_infrastructure` or `operations`.
+    #[schema(schema_with = link_kinds)]
     pub kind: String,
     /// Incident categories that can travel over the link.
+    #[schema(schema_with = categories)]
     pub propagates: Vec<String>,
 }
 

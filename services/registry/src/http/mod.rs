@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use renkei_web::error::query_id;
 use renkei_web::error::{db, invalid, path_id};
+use renkei_web::openapi::Conventions;
 use renkei_web::pagination::paginate;
 use renkei_web::{ApiError, Identity, PageParams, Role, ValidJson};
 use sea_orm::{
@@ -58,7 +59,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ),
     components(schemas(CreateOrganization, Organization, CreateSystem, UpdateSystem, System, ChangeLifecycle,
                        CreateLink, Link, Affected, BlastRadius, renkei_web::error::Problem)),
-    tags((name = "registry", description = "Organisations, systems, links and blast radius"))
+    tags((name = "registry", description = "Organisations, systems, links and blast radius")),
+    modifiers(&Conventions)
 )]
 pub struct ApiDoc;
 
@@ -143,7 +145,7 @@ fn visible_orgs(state: &RegistryState, who: &Identity) -> Option<HashSet<Uuid>> 
 }
 
 #[utoipa::path(get, path = "/v1/organizations", tag = "registry", params(PageParams),
-    responses((status = 200, description = "`{items, next}`")), security(("bearer" = [])))]
+    responses((status = 200, description = "`{items, next}`", body = renkei_web::openapi::PageOf<Organization>)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 async fn list_organizations(
     state: State,
@@ -187,7 +189,8 @@ async fn get_organization(
 // ---- systems -------------------------------------------------------------
 
 #[utoipa::path(post, path = "/v1/systems", tag = "registry", request_body = CreateSystem,
-    responses((status = 201, body = System), (status = 400, body = renkei_web::error::Problem), (status = 403)),
+    responses((status = 201, body = System), (status = 400, body = renkei_web::error::Problem), (status = 403),
+              (status = 409, description = "The platform is retired")),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(system.kind = %body.0.kind))]
 async fn create_system(
@@ -288,7 +291,7 @@ async fn create_system(
 }
 
 #[utoipa::path(get, path = "/v1/systems", tag = "registry", params(SystemFilter, PageParams),
-    responses((status = 200, description = "`{items, next}`")), security(("bearer" = [])))]
+    responses((status = 200, description = "`{items, next}`", body = renkei_web::openapi::PageOf<System>)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 async fn list_systems(
     state: State,
@@ -627,7 +630,7 @@ async fn create_link(
 }
 
 #[utoipa::path(get, path = "/v1/links", tag = "registry", params(LinkFilter, PageParams),
-    responses((status = 200, description = "`{items, next}`")), security(("bearer" = [])))]
+    responses((status = 200, description = "`{items, next}`", body = renkei_web::openapi::PageOf<Link>)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 async fn list_links(
     state: State,
