@@ -110,6 +110,14 @@ pub async fn run_due<C: ConnectionTrait>(
     for d in &due {
         start_run(conn, outbox, d, now).await?;
     }
+    let runs = due
+        .iter()
+        .map(|d| {
+            renkei_audit::Action::new("drill.ran", d.id)
+                .detail(serde_json::json!({"platform_id": d.platform_id, "run": d.runs + 1}))
+        })
+        .collect();
+    renkei_audit::record_all(conn, renkei_audit::Actor::service(crate::SERVICE), runs).await?;
     Ok(due.len())
 }
 

@@ -130,16 +130,28 @@ pub async fn open<C: ConnectionTrait>(
 ) -> Result<Option<Opened>, DbErr> {
     let mut queue = vec![opening];
     let mut first = None;
+    let mut audited = Vec::new();
     // Exhausting an organisation at once (nobody to tell) tells the
     // platform operator, which opens another notification: a queue, not
     // recursion.
     while let Some(opening) = queue.pop() {
+        let about = serde_json::json!({"topic": opening.topic, "subject": opening.subject});
         let (opened, follow_ups) = open_one(conn, outbox, opening, now).await?;
+        if let Some(o) = &opened {
+            let mut detail = about;
+            detail["organizations"] = o.organizations.len().into();
+            detail["deliveries"] = o.deliveries.into();
+            audited.push(
+                renkei_audit::Action::new("notification.opened", o.notification_id).detail(detail),
+            );
+        }
         if first.is_none() {
             first = Some(opened);
         }
         queue.extend(follow_ups);
     }
+    let by = renkei_audit::Actor::service(crate::SERVICE);
+    renkei_audit::record_all(conn, by, audited).await?;
     Ok(first.flatten())
 }
 
