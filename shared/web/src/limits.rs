@@ -14,7 +14,10 @@
 //!   public acknowledgement pages (`/ack/{token}`) only by peer address.
 //!
 //! Over the limit: a 429 problem with `Retry-After` (whole seconds, at least
-//! 1), logged at debug; at most one warning a minute per bucket.
+//! 1), logged at debug; at most one warning a minute per bucket. The 429 is
+//! sent when the bucket next holds a token, at most [`MAX_HOLD`] later: a
+//! client that retries at once on each connection is slowed to the bucket's
+//! pace instead of spending the server's CPU as fast as it can answer.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
@@ -87,12 +90,17 @@ pub struct Refused {
     /// When the bucket holds a token again, in whole seconds (at least 1),
     /// for `Retry-After`.
     pub retry_after_secs: u64,
+    /// Until the bucket holds a token again.
+    pub wait: Duration,
     /// The first refusal of this bucket in a minute: worth a warning.
     pub warn: bool,
 }
 
 type Keyed<C> =
     RateLimiter<Bucket, DefaultKeyedStateStore<Bucket>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// The longest a refusal is held before it is sent.
+pub const MAX_HOLD: Duration = Duration::from_millis(100);
 
 /// How often the buckets are swept of keys that are full again.
 const SWEEP_EVERY: u64 = 4096;
@@ -157,6 +165,7 @@ impl<C: Clock + Clone> RateLimits<C> {
             let wait = not_until.wait_time_from(buckets.clock().now());
             Refused {
                 retry_after_secs: whole_seconds(wait),
+                wait,
                 warn: self.warnings.check_key(bucket).is_ok(),
             }
         })
@@ -238,6 +247,7 @@ pub(crate) async fn limit_requests(
             let error = ApiError::TooManyRequests {
                 retry_after_secs: refused.retry_after_secs,
             };
+            tokio::time::sleep(refused.wait.min(MAX_HOLD)).await;
             Ok(req.error_response(error).map_into_right_body())
         }
     }
@@ -268,6 +278,11 @@ mod tests {
         }
         let refused = limits.check(&a).expect_err("the 101st at once");
         assert_eq!(refused.retry_after_secs, 1);
+        assert_eq!(
+            refused.wait,
+            Duration::from_millis(50),
+            "one token per 50 ms"
+        );
         assert!(refused.warn, "the first refusal warns");
         let again = limits.check(&a).expect_err("still over");
         assert!(!again.warn, "later refusals within a minute do not warn");
