@@ -41,7 +41,7 @@ pub fn check_then<T: DeserializeOwned + utoipa::ToSchema>(
     validate: impl Fn(T) -> Result<(), ApiError>,
 ) {
     let schema = BodySchema::of::<T>();
-    run(VALID_CASES, schema.valid(), |text| {
+    run(VALID_CASES, schema.valid(), |Valid(text)| {
         let body = renkei_web::json::parse::<T>(text.as_bytes()).map_err(|e| {
             TestCaseError::fail(format!("a body the schema allows was refused: {e}"))
         })?;
@@ -72,12 +72,53 @@ where
     }
 }
 
+/// A body the schema allows, as JSON text.
+#[derive(Clone)]
+pub struct Valid(pub String);
+
+impl std::fmt::Debug for Valid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Valid({})", Shown(&self.0))
+    }
+}
+
 /// A hostile body and, when the fault was planted at one place of a valid
 /// body, that place (as the API names fields: `channels[0].url`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Hostile {
     pub text: String,
     pub at: Option<String>,
+}
+
+impl std::fmt::Debug for Hostile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hostile")
+            .field("text", &Shown(&self.text))
+            .field("at", &self.at)
+            .finish()
+    }
+}
+
+/// A body as a failure shows it: a long one cut to its start and end.
+struct Shown<'a>(&'a str);
+
+impl std::fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const KEEP: usize = 200;
+        let chars = self.0.chars().count();
+        if chars <= 2 * KEEP {
+            return write!(f, "{}", self.0);
+        }
+        let head: String = self.0.chars().take(KEEP).collect();
+        let tail: String = self.0.chars().skip(chars - KEEP).collect();
+        write!(f, "{head}…({} bytes in all)…{tail}", self.0.len())
+    }
 }
 
 /// Ok, or a 4xx naming a field (the planted fault's place, or one inside or
@@ -98,7 +139,7 @@ fn judge_then<T: DeserializeOwned>(
             prop_assert!(
                 status.is_client_error(),
                 "answered {status} ({error}) to {}",
-                case.text
+                Shown(&case.text)
             );
             Ok(())
         }
@@ -117,7 +158,8 @@ fn refused_naming_a_field(
     let status = error.status_code();
     prop_assert!(
         status.is_client_error(),
-        "answered {status} ({error}) to {text}"
+        "answered {status} ({error}) to {}",
+        Shown(text)
     );
     let problem = error.problem();
     // An empty name is a name (`{"": 1}` is refused naming the field ``);
@@ -195,8 +237,10 @@ impl BodySchema {
     }
 
     /// JSON text of bodies the schema allows.
-    pub fn valid(&self) -> BoxedStrategy<String> {
-        self.valid_value().prop_map(|v| v.to_string()).boxed()
+    pub fn valid(&self) -> BoxedStrategy<Valid> {
+        self.valid_value()
+            .prop_map(|v| Valid(v.to_string()))
+            .boxed()
     }
 
     fn valid_value(&self) -> BoxedStrategy<Value> {
