@@ -55,10 +55,7 @@ impl Service for Contacts {
         let renkei_bus::service::Opened { db, outbox } =
             renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
         let audit = renkei_audit::start(settings, SERVICE, &db, &nats, tasks, &cancel).await?;
-        let key = renkei_web::identity::dev_key(
-            settings.auth.dev_key.expose_secret(),
-            &settings.data_dir,
-        )?;
+        let key = link_key(settings)?;
         let links = AckLinks::new(&key, &settings.public_url());
         let dispatch = Arc::new(Notify::new());
         let timer = Arc::new(Notify::new());
@@ -144,5 +141,47 @@ impl Readiness for ContactsState {
     async fn ready(&self) -> Result<(), String> {
         self.db.ping().await.map_err(|e| format!("{e:#}"))?;
         renkei_web::nats_ready(&self.nats)
+    }
+}
+
+/// The key that signs acknowledgement links: `contacts.link_key`, or in
+/// development the development key. A production installation never
+/// creates a development key, so it must be given one.
+fn link_key(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    let configured = settings.contacts.link_key.expose_secret();
+    if !configured.is_empty() {
+        return Ok(configured.as_bytes().to_vec());
+    }
+    if settings.profile == renkei_settings::Profile::Production {
+        anyhow::bail!(
+            "contacts.link_key: the production profile needs a key for acknowledgement links, the same for every contacts replica (RENKEI_CONTACTS__LINK_KEY)"
+        );
+    }
+    renkei_web::identity::dev_key(settings.auth.dev_key.expose_secret(), &settings.data_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_needs_its_own_link_key_and_never_creates_a_development_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings {
+            data_dir: dir.path().to_path_buf(),
+            profile: renkei_settings::Profile::Production,
+            ..Settings::default()
+        };
+        let err = link_key(&settings).expect_err("no key in production");
+        assert!(err.to_string().contains("contacts.link_key"), "{err}");
+        assert!(!dir.path().join("dev-signing.key").exists());
+        settings.contacts.link_key = "shared by every replica".to_owned().into();
+        assert_eq!(
+            link_key(&settings).expect("configured key"),
+            b"shared by every replica".to_vec()
+        );
+        settings.profile = renkei_settings::Profile::Development;
+        settings.contacts.link_key = String::new().into();
+        assert_eq!(link_key(&settings).expect("development key").len(), 32);
     }
 }

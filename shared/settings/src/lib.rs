@@ -199,6 +199,11 @@ pub struct ContactsSettings {
     /// The address people's browsers reach this installation at, for the
     /// acknowledgement links in messages. Empty means `http://<http.listen>`.
     pub public_url: String,
+    /// Key that signs acknowledgement links; every contacts replica needs the
+    /// same one. Empty: the development key (refused by the production
+    /// profile, which needs this set).
+    #[serde(serialize_with = "never_serialize_secret")]
+    pub link_key: SecretString,
     pub smtp: SmtpSettings,
     pub delivery: DeliverySettings,
 }
@@ -305,6 +310,7 @@ impl Default for Settings {
             },
             contacts: ContactsSettings {
                 public_url: String::new(),
+                link_key: SecretString::from(String::new()),
                 smtp: SmtpSettings {
                     host: String::new(),
                     port: 25,
