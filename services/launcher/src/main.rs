@@ -132,8 +132,8 @@ async fn main() -> anyhow::Result<()> {
             if role.is_empty() {
                 anyhow::bail!("--role is required");
             }
-            if org.is_none() && !role.contains(&Role::Admin) {
-                anyhow::bail!("--org is required for every role but admin");
+            if org.is_none() && !role.iter().any(|r| r.needs_no_organisation()) {
+                anyhow::bail!("--org is required for every role but admin, central and auditor");
             }
             let token = issuer.issue(&sub, org, &role, ttl)?;
             #[allow(clippy::print_stdout)]

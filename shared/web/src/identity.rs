@@ -61,6 +61,13 @@ impl Role {
         Role::Auditor,
     ];
 
+    /// Installation-wide roles that read everything (admin, the central
+    /// body, auditors) may act without an organisation; every other role
+    /// acts for one.
+    pub fn needs_no_organisation(self) -> bool {
+        matches!(self, Role::Admin | Role::Central | Role::Auditor)
+    }
+
     pub fn parse(s: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == s)
     }

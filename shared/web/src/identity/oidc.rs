@@ -223,9 +223,9 @@ impl ClaimMap {
                 return Err((why.clone(), why));
             }
         };
-        if org.is_none() && !roles.contains(&Role::Admin) {
+        if org.is_none() && !roles.iter().any(|r| r.needs_no_organisation()) {
             let why = format!(
-                "the token carries no organisation (claim `{}`); only an installation admin may have none",
+                "the token carries no organisation (claim `{}`); only an admin, the central body or an auditor may have none",
                 self.organization
             );
             return Err((why.clone(), why));
@@ -319,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn an_organisation_must_be_a_uuid_and_may_be_absent_only_for_an_admin() {
+    fn an_organisation_must_be_a_uuid_and_may_be_absent_only_for_installation_wide_roles() {
         let m = map("roles", "");
         let org = Uuid::now_v7();
         let id = m
@@ -330,6 +330,10 @@ mod tests {
             .identity(&json!({"sub": "root", "roles": ["admin"]}))
             .expect("an admin needs no organisation");
         assert_eq!(admin.org, None);
+        let auditor = m
+            .identity(&json!({"sub": "kansa", "roles": ["auditor"]}))
+            .expect("an installation-wide auditor needs no organisation");
+        assert_eq!(auditor.org, None);
         let (_, detail) = m
             .identity(&json!({"sub": "a", "roles": ["manager"]}))
             .expect_err("no organisation");
