@@ -9,7 +9,10 @@
 #                                          mutual TLS), signed by the CA
 #   nats.env                               every user's password, for the
 #                                          nats-server processes
+#   renkei.env                             keys every service shares: audit
+#                                          signing key, acknowledgement-link key
 #   <service>.env                          RENKEI_NATS__PASSWORD of one service
+#                                          and the shared keys
 #
 # Passwords are random (openssl rand). Nothing is overwritten: run it again
 # to fill in what is missing; delete a file to make it anew (delete
@@ -56,6 +59,15 @@ chmod 644 "$out/certs/ca.pem"
 password() { openssl rand -hex 24; }
 var() { echo "$(echo "$1" | tr '[:lower:]' '[:upper:]')_NATS_PASSWORD"; }
 touch "$out/nats.env"
+# Keys every replica of every service shares: the audit chain heads' Ed25519
+# seed and the acknowledgement links' key. Made once, never overwritten.
+if [ ! -s "$out/renkei.env" ]; then
+  {
+    echo "RENKEI_AUDIT__SIGNING_KEY=$(openssl rand -hex 32)"
+    echo "RENKEI_CONTACTS__LINK_KEY=$(openssl rand -hex 32)"
+  } > "$out/renkei.env"
+  chmod 600 "$out/renkei.env"
+fi
 for user in "${users[@]}"; do
   name=$(var "$user")
   if ! grep -q "^$name=" "$out/nats.env"; then
@@ -63,7 +75,7 @@ for user in "${users[@]}"; do
   fi
   if [ "$user" != observer ]; then
     value=$(grep "^$name=" "$out/nats.env" | cut -d= -f2-)
-    echo "RENKEI_NATS__PASSWORD=$value" > "$out/$user.env"
+    { echo "RENKEI_NATS__PASSWORD=$value"; cat "$out/renkei.env"; } > "$out/$user.env"
   fi
 done
 
