@@ -493,9 +493,24 @@ fn string_of(schema: &Value) -> BoxedStrategy<Value> {
                 .and_then(Value::as_u64)
                 .map(|m| m as usize);
             match max {
-                Some(max) => proptest::collection::vec(any::<char>(), min..=max)
-                    .prop_map(|chars| Value::String(chars.into_iter().collect()))
-                    .boxed(),
+                // Within `maxLength` characters (mostly short, sometimes up
+                // to the bound) and within the bytes every string of a body
+                // is held to (`renkei_web::json`).
+                Some(max) => prop_oneof![
+                    4 => proptest::collection::vec(any::<char>(), min..=max.min(min.max(64))),
+                    1 => proptest::collection::vec(any::<char>(), min..=max),
+                ]
+                .prop_map(|chars| {
+                    let mut text = String::new();
+                    for c in chars {
+                        if text.len() + c.len_utf8() > renkei_web::json::MAX_STRING_BYTES {
+                            break;
+                        }
+                        text.push(c);
+                    }
+                    Value::String(text)
+                })
+                .boxed(),
                 None => odd_string()
                     .prop_filter("shorter than minLength", move |s| s.chars().count() >= min)
                     .prop_map(Value::String)

@@ -56,6 +56,7 @@ pub struct CreateContact {
     pub org_id: Uuid,
     /// The one system the contact is for; leave out for the whole organisation.
     pub system_id: Option<Uuid>,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// `ciso`, `csirt`, `system_manager`, `operator_on_duty` or `liaison`.
     #[schema(schema_with = contact_roles)]
@@ -63,6 +64,7 @@ pub struct CreateContact {
     /// `ordinary` (business hours), `emergency` (any time) or `both`.
     #[schema(schema_with = availabilities)]
     pub availability: String,
+    #[schema(min_items = 1, max_items = 8)]
     pub channels: Vec<ChannelBody>,
     /// IANA zone of the contact's business hours (default `Asia/Tokyo`).
     pub time_zone: Option<String>,
@@ -74,6 +76,7 @@ pub struct CreateContact {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateContact {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[schema(schema_with = contact_roles_or_null)]
     pub role: Option<String>,
@@ -144,17 +147,21 @@ pub struct TargetBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepBody {
+    #[schema(min_items = 1, max_items = 20)]
     pub targets: Vec<TargetBody>,
     /// Seconds to wait for an acknowledgement before the next step.
+    #[schema(minimum = 1, maximum = 604800)]
     pub wait_seconds: u32,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPolicy {
+    #[schema(min_items = 1, max_items = 10)]
     pub steps: Vec<StepBody>,
     /// How many times the whole policy runs again after its last step.
     #[serde(default)]
+    #[schema(maximum = 10)]
     pub repeat: u32,
     /// A policy for one system of the organisation; leave out for all.
     pub system_id: Option<Uuid>,

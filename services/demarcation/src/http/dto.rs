@@ -25,9 +25,12 @@ fn decisions() -> Object {
 #[serde(deny_unknown_fields)]
 pub struct CreateControl {
     /// Stable id: a-z, 0-9, `-` and `.`, starting with a letter.
+    #[schema(pattern = "^[a-z][a-z0-9.-]{1,63}$")]
     pub id: String,
     /// Title in Japanese; at least one title is required.
+    #[schema(max_length = 300)]
     pub title_ja: Option<String>,
+    #[schema(max_length = 300)]
     pub title_en: Option<String>,
     /// Free grouping word (`technical`, `organization`, …); default `custom`.
     pub area: Option<String>,
@@ -140,8 +143,11 @@ pub struct GapReport {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleBody {
+    #[schema(min_length = 1, max_length = 40)]
     pub id: String,
+    #[schema(min_length = 1, max_length = 300)]
     pub title: String,
+    #[schema(min_length = 1, max_length = 20000)]
     pub text: String,
     #[serde(default)]
     pub controls: Vec<String>,
@@ -160,7 +166,9 @@ pub struct CooperationBody {
 #[serde(deny_unknown_fields)]
 pub struct CreateRules {
     /// Default: "Common rules".
+    #[schema(max_length = 300)]
     pub title: Option<String>,
+    #[schema(min_items = 1, max_items = 500)]
     pub rules: Vec<RuleBody>,
     #[serde(default)]
     pub cooperation: Option<CooperationBody>,

@@ -55,6 +55,7 @@ pub struct DeclareIncident {
     /// `clear`, `green`, `amber`, `amber+strict` or `red`.
     #[schema(schema_with = tlps)]
     pub tlp: String,
+    #[schema(min_length = 1, max_length = 5000)]
     pub summary: String,
     pub detected_at: DateTime<Utc>,
 }
@@ -130,6 +131,7 @@ pub struct StatusChange {
     /// `triaged`, `contained`, `recovered` or `closed`.
     #[schema(schema_with = statuses)]
     pub to: String,
+    #[schema(min_length = 1, max_length = 2000)]
     pub reason: String,
 }
 
@@ -173,6 +175,7 @@ pub struct TaskChange {
     #[schema(schema_with = task_states)]
     pub state: String,
     /// Required for `not_applicable`.
+    #[schema(max_length = 2000)]
     pub reason: Option<String>,
 }
 
@@ -181,14 +184,18 @@ pub struct TaskChange {
 pub struct CreatePlaybook {
     #[schema(schema_with = categories)]
     pub category: String,
+    #[schema(min_length = 1, max_length = 300)]
     pub title: String,
+    #[schema(min_items = 1, max_items = 50)]
     pub steps: Vec<PlaybookStep>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePlaybook {
+    #[schema(min_length = 1, max_length = 300)]
     pub title: String,
+    #[schema(min_items = 1, max_items = 50)]
     pub steps: Vec<PlaybookStep>,
 }
 
@@ -215,8 +222,11 @@ pub struct CreateReport {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditReport {
+    #[schema(max_length = 20000)]
     pub what_happened: Option<String>,
+    #[schema(max_length = 20000)]
     pub measures_taken: Option<String>,
+    #[schema(max_length = 20000)]
     pub notes: Option<String>,
 }
 
@@ -242,6 +252,7 @@ pub struct PostMessage {
     /// `update`, `request`, `instruction`, `advisory` or `assistance_request`.
     #[schema(schema_with = message_kinds)]
     pub kind: String,
+    #[schema(min_length = 1, max_length = 10000)]
     pub text: String,
     /// No looser than the incident's marking; default the incident's.
     #[schema(schema_with = tlps_or_null)]
@@ -289,7 +300,9 @@ pub struct MessageView {
 pub struct IssueAdvisory {
     /// Absent: every platform (central body only).
     pub platform_id: Option<Uuid>,
+    #[schema(min_length = 1, max_length = 300)]
     pub title: String,
+    #[schema(min_length = 1, max_length = 20000)]
     pub text: String,
     #[schema(schema_with = tlps)]
     pub tlp: String,

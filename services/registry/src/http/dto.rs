@@ -31,6 +31,7 @@ fn categories() -> Array {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganization {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// `platform_operator`, `government_agency`, `incorporated_administrative_agency`,
     /// `designated_corporation` or `central_body`.
@@ -64,6 +65,7 @@ impl From<organization::Model> for Organization {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSystem {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// `platform` or `linked`.
     #[schema(schema_with = system_kinds)]
@@ -81,6 +83,7 @@ pub struct CreateSystem {
     #[schema(minimum = 1, maximum = 2)]
     pub availability: i64,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub description: Option<String>,
 }
 
@@ -88,7 +91,9 @@ pub struct CreateSystem {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSystem {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(max_length = 4000)]
     pub description: Option<String>,
     #[schema(minimum = 1, maximum = 3)]
     pub confidentiality: Option<i64>,
@@ -174,6 +179,7 @@ pub struct ChangeLifecycle {
     pub to: String,
     /// Why, for the record.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub reason: Option<String>,
 }
 
