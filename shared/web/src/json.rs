@@ -111,7 +111,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let message = inner.to_string();
         // serde names unknown and missing fields only in its message.
         let named = backticked(&message).filter(|_| {
-            message.starts_with("unknown field") || message.starts_with("missing field")
+            message.starts_with("unknown field")
+                || message.starts_with("missing field")
+                || message.starts_with("duplicate field")
         });
         let field = match (named, path.as_str()) {
             (Some(name), "." | "") => Some(name.to_owned()),
@@ -168,7 +170,7 @@ fn check_bounds(bytes: &[u8]) -> Result<(), ApiError> {
         Breach::LongKey => format!("has a key longer than {MAX_STRING_BYTES} bytes"),
         Breach::TooDeep => format!("nests deeper than {MAX_DEPTH} levels"),
     };
-    Err(if path.is_empty() {
+    Err(if walk.path.is_empty() {
         ApiError::Malformed {
             detail: format!("body {detail}"),
             field: None,
@@ -384,6 +386,14 @@ mod tests {
         assert_eq!(
             field_of(r#"{"name":"x","confidentiality":1,"lifecycle":"active"}"#).as_deref(),
             Some("lifecycle")
+        );
+    }
+
+    #[test]
+    fn a_field_given_twice_is_named() {
+        assert_eq!(
+            field_of(r#"{"name":"x","name":"y","confidentiality":1}"#).as_deref(),
+            Some("name")
         );
     }
 
