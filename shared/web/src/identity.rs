@@ -10,9 +10,10 @@
 //!   `auth.oidc` configured accepts both.
 //!
 //! Every request must carry one; the extractor answers 401 before any
-//! handler runs, and every 401 is logged (target `renkei::auth`) with the
-//! route, the reason and what the token claimed (sub, iss, kid) — never the
-//! token.
+//! handler runs. The refusal is kept in the request's extensions, and the
+//! server logs it once with the other refusals (target `renkei::access`):
+//! the route, the reason and what the token claimed (sub, iss, kid) — never
+//! the token.
 
 mod jwks;
 mod oidc;
@@ -518,8 +519,8 @@ impl FromRequest for Identity {
 /// The verified caller of `req`, checked once per request: the first call
 /// (a middleware's, say) verifies the bearer token and keeps the identity in
 /// the request's extensions; later calls read it from there. A refusal is
-/// logged once and kept too, so later calls answer the same without
-/// logging it again.
+/// kept too, so later calls answer the same, and the server's refusal log
+/// finds what the token claimed.
 pub async fn authenticate(req: &HttpRequest) -> Result<Identity, ApiError> {
     if let Some(identity) = req.extensions().get::<Identity>() {
         return Ok(identity.clone());
@@ -538,7 +539,6 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Identity, ApiError> {
             Ok(identity)
         }
         Err(refusal) => {
-            log_refusal(req, &refusal);
             req.extensions_mut().insert(Refused(refusal.clone()));
             Err(refusal.into())
         }
@@ -547,7 +547,7 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Identity, ApiError> {
 
 /// A request's refusal, kept in its extensions.
 #[derive(Clone)]
-struct Refused(Refusal);
+pub(crate) struct Refused(pub(crate) Refusal);
 
 async fn identify(req: &HttpRequest, verifier: &TokenVerifier) -> Result<Identity, Refusal> {
     let refuse = Refusal::plain;
@@ -574,24 +574,6 @@ async fn identify(req: &HttpRequest, verifier: &TokenVerifier) -> Result<Identit
             )
         })?;
     verifier.verify(token.trim()).await
-}
-
-/// One warning per refused request (target `renkei::auth`): the route, the
-/// reason and what the token claimed — never the token or its signature.
-fn log_refusal(req: &HttpRequest, refusal: &Refusal) {
-    let route = req.match_pattern().unwrap_or_else(|| req.path().to_owned());
-    tracing::warn!(
-        target: "renkei::auth",
-        method = %req.method(),
-        route = %route,
-        status = if refusal.unavailable { 503 } else { 401 },
-        reason = %refusal.reason,
-        alg = refusal.alg(),
-        kid = refusal.kid(),
-        sub = refusal.sub(),
-        iss = refusal.iss(),
-        "bearer token refused"
-    );
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use tracing::Instrument as _;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::error::ApiError;
-use crate::identity::{Identity, TokenVerifier};
+use crate::identity::{Identity, Refused, TokenVerifier};
 use crate::json::BodyLimit;
 use crate::limits::RateLimits;
 
@@ -147,7 +147,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// One span per request, child of the caller's trace when it sent a
 /// `traceparent`; a request id echoed back (or made up) on every response.
-async fn trace_request(
+pub(crate) async fn trace_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -187,7 +187,9 @@ async fn trace_request(
 
 /// Every refusal of a caller (401, 403, a 404 hiding an object) once, at
 /// warn on target `renkei::access`: who (when the token was valid), the
-/// method, the route pattern, the status and the reason. Never the token.
+/// method, the route pattern, the status and the reason; for a refused token
+/// why, and what it claimed (alg, kid, sub, iss: unverified, so never as
+/// `sub`). Never the token.
 fn log_refusal<B>(response: &ServiceResponse<B>) {
     let Some(error) = response
         .response()
@@ -208,6 +210,7 @@ fn log_refusal<B>(response: &ServiceResponse<B>) {
             .collect::<Vec<_>>()
             .join(",")
     });
+    let token = extensions.get::<Refused>().map(|Refused(refusal)| refusal);
     let route = req.match_pattern();
     tracing::warn!(
         target: "renkei::access",
@@ -218,6 +221,11 @@ fn log_refusal<B>(response: &ServiceResponse<B>) {
         route = route.as_deref().unwrap_or("(no route)"),
         status = response.status().as_u16(),
         reason = %error.reason(),
+        token_refused = token.map(|t| t.reason.as_str()),
+        alg = token.and_then(|t| t.alg()),
+        kid = token.and_then(|t| t.kid()),
+        claimed_sub = token.and_then(|t| t.sub()),
+        iss = token.and_then(|t| t.iss()),
         "request refused"
     );
 }

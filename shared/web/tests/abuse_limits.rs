@@ -513,6 +513,11 @@ async fn a_refusal_is_logged_once_with_identity_route_and_reason_but_never_the_t
         .filter(|l| l["target"] == "renkei::access")
         .collect();
     assert_eq!(refusals.len(), 3, "one line per refusal: {refusals:#?}");
+    let warnings = lines.iter().filter(|l| l["level"] == "WARN").count();
+    assert_eq!(
+        warnings, 3,
+        "no other warning repeats a refusal: {lines:#?}"
+    );
     let forbidden = refusals
         .iter()
         .find(|l| l["fields"]["status"] == 403)
@@ -542,6 +547,7 @@ async fn a_refusal_is_logged_once_with_identity_route_and_reason_but_never_the_t
         .find(|l| l["fields"]["status"] == 401)
         .expect("the 401 line");
     assert!(unauthenticated["fields"].get("sub").is_none());
+    assert_eq!(unauthenticated["fields"]["claimed_sub"], sub.as_str());
     assert!(
         unauthenticated["fields"]["reason"]
             .as_str()

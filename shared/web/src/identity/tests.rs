@@ -541,8 +541,15 @@ impl std::io::Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn a_refusal_is_logged_with_route_reason_and_claims_but_never_the_token() {
+/// Sends `request` through the server's layers (the rate limits, which
+/// authenticate first, and the refusal log) to a route `route` whose handler
+/// needs an identity: the status and every log line written meanwhile.
+async fn through_the_server(
+    request: actix_web::test::TestRequest,
+    verifier: Arc<TokenVerifier>,
+    route: &str,
+) -> (u16, String) {
+    use actix_web::middleware::from_fn;
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -551,34 +558,62 @@ async fn a_refusal_is_logged_with_route_reason_and_claims_but_never_the_token() 
         .with_max_level(tracing::Level::DEBUG)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    let limits = crate::limits::RateLimits::new(&renkei_settings::RateLimitSettings {
+        per_second: 1000,
+        burst: 1000,
+    });
+    let app = actix_web::test::init_service(
+        actix_web::App::new()
+            .app_data(web::Data::new(verifier))
+            .app_data(web::Data::new(limits))
+            .wrap(from_fn(crate::limits::limit_requests))
+            .wrap(from_fn(crate::server::trace_request))
+            .route(
+                route,
+                web::to(|_: Identity| async { actix_web::HttpResponse::Ok().finish() }),
+            ),
+    )
+    .await;
+    let status = actix_web::test::call_service(&app, request.to_request())
+        .await
+        .status()
+        .as_u16();
+    let text = String::from_utf8(logs.0.lock().expect("log buffer").clone()).expect("utf-8");
+    (status, text)
+}
 
+#[tokio::test]
+async fn a_refusal_is_logged_with_route_reason_and_claims_but_never_the_token() {
     let dir = tempfile::tempdir().expect("temp dir");
     let verifier = Arc::new(provider(&oidc_settings(&jwks_file(&dir, &["rsa-a"]))).await);
     let forged = sign_with(Algorithm::RS256, "rsa-a", RSA_B, &claims(Uuid::now_v7()));
-    let req = actix_web::test::TestRequest::get()
-        .uri("/v1/systems/42")
-        .insert_header(("Authorization", format!("Bearer {forged}")))
-        .app_data(web::Data::new(verifier))
+    let request = || {
+        actix_web::test::TestRequest::get()
+            .uri("/v1/systems/42")
+            .insert_header(("Authorization", format!("Bearer {forged}")))
+    };
+    let req = request()
+        .app_data(web::Data::new(verifier.clone()))
         .to_http_request();
     let err = authenticate(&req).await.expect_err("refused");
     assert!(matches!(err, ApiError::Unauthenticated(_)));
     let again = authenticate(&req).await.expect_err("still refused");
     assert_eq!(err.to_string(), again.to_string());
 
-    let text = String::from_utf8(logs.0.lock().expect("log buffer").clone()).expect("utf-8");
-    let refusals: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("bearer token refused"))
-        .collect();
+    // The rate limits authenticate, then the handler's extractor: one line.
+    let (status, text) = through_the_server(request(), verifier, "/v1/systems/42").await;
+    assert_eq!(status, 401);
+    let refusals: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(refusals.len(), 1, "logged once per request:\n{text}");
+    assert!(refusals[0].contains("request refused"), "{text}");
     let line = refusals[0];
     for expected in [
         "WARN",
-        "renkei::auth",
+        "renkei::access",
         "/v1/systems/42",
         "InvalidSignature",
         "kid=\"rsa-a\"",
-        "sub=\"alice\"",
+        "claimed_sub=\"alice\"",
         ISSUER,
         "status=401",
     ] {
@@ -598,23 +633,18 @@ async fn a_refusal_is_logged_with_route_reason_and_claims_but_never_the_token() 
 
 #[tokio::test]
 async fn a_request_without_a_token_is_refused_and_logged() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let req = actix_web::test::TestRequest::post()
-        .uri("/v1/organisations")
-        .app_data(web::Data::new(Arc::new(TokenVerifier::hs256(b"k"))))
+    let verifier = Arc::new(TokenVerifier::hs256(b"k"));
+    let request = || actix_web::test::TestRequest::post().uri("/v1/organisations");
+    let req = request()
+        .app_data(web::Data::new(verifier.clone()))
         .to_http_request();
     let err = authenticate(&req).await.expect_err("refused");
     assert_eq!(
         err.to_string(),
         "an Authorization: Bearer token is required"
     );
-    let text = String::from_utf8(logs.0.lock().expect("log buffer").clone()).expect("utf-8");
+    let (status, text) = through_the_server(request(), verifier, "/v1/organisations").await;
+    assert_eq!(status, 401);
     assert!(
         text.contains("no Authorization header") && text.contains("/v1/organisations"),
         "{text}"
