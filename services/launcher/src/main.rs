@@ -3,7 +3,8 @@
 //! `renkei up` starts every service of the product in one process, all under
 //! one HTTP address, still talking to each other only over NATS exactly as
 //! separate binaries do. It uses the NATS server at `--nats-url`, or starts a
-//! local `nats-server` with JetStream in the data directory when none answers.
+//! local `nats-server` with JetStream in the data directory when none answers
+//! at a plain `nats://` URL (never for a bus with TLS or credentials).
 
 mod audit;
 mod local_nats;
