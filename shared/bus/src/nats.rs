@@ -59,9 +59,6 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<asyn
                         "nats.credentials_file"
                     }))
                 }
-                ConnectErrorKind::Tls => Err(refused(
-                    "nats.tls_ca_file / nats.tls_cert_file / nats.tls_key_file (TLS)",
-                )),
                 ConnectErrorKind::ServerParse => Err(refused("nats.url")),
                 _ => {
                     tracing::warn!(nats.url = %url, %error, "NATS does not answer yet; retrying in the background");
@@ -182,26 +179,35 @@ enum UrlCredentials {
     Token(String),
 }
 
-/// `url` (one address or several, comma-separated) without credentials,
-/// and the first credentials it held.
+/// Each address of `url` (one or several, comma-separated) cut around its
+/// `user:password@` or `token@`: (`scheme://`, what is before the `@`, the
+/// rest); an address without one is `("", None, address)`.
+fn addresses(url: &str) -> impl Iterator<Item = (&str, Option<&str>, &str)> {
+    url.split(',')
+        .map(|one| match (one.find("://"), one.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => (
+                &one[..scheme + 3],
+                Some(&one[scheme + 3..at]),
+                &one[at + 1..],
+            ),
+            _ => ("", None, one),
+        })
+}
+
+/// `url` without credentials, and the first credentials it held.
 fn split_credentials(url: &str) -> (String, Option<UrlCredentials>) {
     let mut found = None;
-    let stripped: Vec<String> = url
-        .split(',')
-        .map(|one| match (one.find("://"), one.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                let userinfo = &one[scheme + 3..at];
-                if found.is_none() && !userinfo.is_empty() {
-                    found = Some(match userinfo.split_once(':') {
-                        Some((user, password)) => {
-                            UrlCredentials::UserPassword(user.to_owned(), password.to_owned())
-                        }
-                        None => UrlCredentials::Token(userinfo.to_owned()),
-                    });
-                }
-                format!("{}{}", &one[..scheme + 3], &one[at + 1..])
+    let stripped: Vec<String> = addresses(url)
+        .map(|(scheme, userinfo, rest)| {
+            if let Some(userinfo) = userinfo.filter(|u| !u.is_empty()) {
+                found.get_or_insert_with(|| match userinfo.split_once(':') {
+                    Some((user, password)) => {
+                        UrlCredentials::UserPassword(user.to_owned(), password.to_owned())
+                    }
+                    None => UrlCredentials::Token(userinfo.to_owned()),
+                });
             }
-            _ => one.to_owned(),
+            format!("{scheme}{rest}")
         })
         .collect();
     (stripped.join(","), found)
@@ -210,17 +216,13 @@ fn split_credentials(url: &str) -> (String, Option<UrlCredentials>) {
 /// `url` without a password or token (`nats://user:pw@host` →
 /// `nats://user:***@host`, `nats://token@host` → `nats://***@host`).
 pub fn redacted(url: &str) -> String {
-    url.split(',')
-        .map(|one| match (one.find("://"), one.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                let userinfo = &one[scheme + 3..at];
-                let shown = match userinfo.split_once(':') {
-                    Some((user, _)) => format!("{user}:***"),
-                    None => "***".to_owned(),
-                };
-                format!("{}{shown}{}", &one[..scheme + 3], &one[at..])
-            }
-            _ => one.to_owned(),
+    addresses(url)
+        .map(|(scheme, userinfo, rest)| match userinfo {
+            Some(userinfo) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}{user}:***@{rest}"),
+                None => format!("{scheme}***@{rest}"),
+            },
+            None => format!("{scheme}{rest}"),
         })
         .collect::<Vec<_>>()
         .join(",")
