@@ -428,4 +428,20 @@ mod tests {
         let text = format!("{error:#}");
         assert!(text.contains("nats.tls_ca_file"), "{text}");
     }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_credentials_file_is_named_never_shown() {
+        let secret = format!("not-a-creds-file-{}", uuid::Uuid::now_v7().simple());
+        let path = std::env::temp_dir().join(format!("{secret}.creds"));
+        std::fs::write(&path, format!("{secret}\n")).expect("written");
+        let mut settings = renkei_settings::Settings::default().nats;
+        settings.credentials_file = path.display().to_string();
+        let error = connect(&settings, "test")
+            .await
+            .expect_err("no credentials, no connection");
+        std::fs::remove_file(&path).expect("removed");
+        let text = format!("{error:#}").replace(&path.display().to_string(), "<path>");
+        assert!(text.contains("nats.credentials_file"), "{text}");
+        assert!(!text.contains(&secret), "{text}");
+    }
 }
