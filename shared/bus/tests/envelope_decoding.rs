@@ -14,17 +14,6 @@ use renkei_testkit::bodies::{any_json, hostile_fragment, odd_string};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-const FIELDS: [&str; 8] = [
-    "id",
-    "type",
-    "subject",
-    "occurred_at",
-    "source",
-    "organization_id",
-    "schema_version",
-    "payload",
-];
-
 /// Decodes `envelope` as every event of the catalogue. Only a panic fails.
 fn decode_as_every_event(envelope: &Envelope) {
     macro_rules! each {
@@ -106,6 +95,21 @@ impl Event for Probed {
     const SCHEMA_VERSION: u32 = 3;
 }
 
+/// The member names of an envelope, as it writes them.
+fn fields() -> Vec<String> {
+    let probed = Probed {
+        name: String::new(),
+        count: 0,
+        ids: Vec::new(),
+        note: None,
+    };
+    let envelope = Envelope::new("t", None, &probed).expect("serialises");
+    match serde_json::to_value(envelope).expect("an envelope is JSON") {
+        serde_json::Value::Object(members) => members.keys().cloned().collect(),
+        other => panic!("an envelope is a JSON object, not {other}"),
+    }
+}
+
 fn probed() -> impl Strategy<Value = Probed> {
     (
         odd_string(),
@@ -163,7 +167,7 @@ proptest! {
     fn envelope_fields_with_anything_in_them_are_decoded_or_refused_without_a_panic(
         fields in proptest::collection::vec(
             (
-                prop_oneof![4 => proptest::sample::select(FIELDS.to_vec()).prop_map(str::to_owned), 1 => odd_string()],
+                prop_oneof![4 => proptest::sample::select(fields()), 1 => odd_string()],
                 hostile_fragment(),
             ),
             0..12,
