@@ -137,15 +137,15 @@ impl Action {
 }
 
 /// Appends `action` by `actor` to the audit log in `conn`'s transaction.
-/// Call it as the last write before the commit.
+/// Call it as the last write before the commit. In an event handler the
+/// entry is appended when the consumer's batch commits (see
+/// [`renkei_bus::consumer::defer`]): the head row is always locked last.
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     actor: impl Into<Actor>,
     action: Action,
 ) -> Result<(), DbErr> {
-    store::append(conn, vec![(actor.into(), action)])
-        .await
-        .map(drop)
+    record_all(conn, actor, vec![action]).await
 }
 
 /// Appends several actions by one actor, in order, in one go.
@@ -155,12 +155,38 @@ pub async fn record_all<C: ConnectionTrait>(
     actions: Vec<Action>,
 ) -> Result<(), DbErr> {
     let actor = actor.into();
-    store::append(
-        conn,
-        actions.into_iter().map(|a| (actor.clone(), a)).collect(),
-    )
-    .await
-    .map(drop)
+    let entries = Deferred {
+        actions: actions.into_iter().map(|a| (actor.clone(), a)).collect(),
+        span: tracing::Span::current(),
+    };
+    match renkei_bus::consumer::defer(entries) {
+        Ok(()) => Ok(()),
+        Err(now) => now.write_to(conn).await,
+    }
+}
+
+/// Entries an event handler recorded, appended when its batch commits,
+/// with the trace of the event they were recorded for.
+struct Deferred {
+    actions: Vec<(Actor, Action)>,
+    span: tracing::Span,
+}
+
+impl Deferred {
+    async fn write_to<C: ConnectionTrait>(self, conn: &C) -> Result<(), DbErr> {
+        use tracing::Instrument as _;
+        store::append(conn, self.actions)
+            .instrument(self.span)
+            .await
+            .map(drop)
+    }
+}
+
+#[async_trait::async_trait]
+impl renkei_bus::consumer::AtCommit for Deferred {
+    async fn write(self: Box<Self>, txn: &sea_orm::DatabaseTransaction) -> Result<(), DbErr> {
+        self.write_to(txn).await
+    }
 }
 
 /// The installation's signing key: `audit.signing_key` (a hex seed), or

@@ -7,6 +7,8 @@
 //! PostgreSQL; SQLite has a single writer), so concurrent transactions
 //! chain one after the other. Append last, just before the commit: the
 //! lock is then held briefly and never taken before another row lock.
+//! Event handlers need not: what they record is appended when their
+//! consumer's batch commits ([`renkei_bus::consumer::defer`]).
 
 use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{

@@ -7,7 +7,14 @@
 //! Deliveries that have already arrived together share one transaction,
 //! each in a savepoint of its own, so a burst costs a few commits and one
 //! failing event never takes the others down with it.
+//!
+//! Writes that lock a row every transaction of the service shares (the
+//! audit record's head) are left by handlers for the end of the batch
+//! ([`defer`]): taken partway through, such a lock would be held while a
+//! later event of the batch waits for a row an HTTP transaction holds, and
+//! that transaction waits for the shared row at its end — a deadlock.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +69,41 @@ impl From<sea_orm::DbErr> for HandlerError {
     fn from(e: sea_orm::DbErr) -> Self {
         HandlerError::Transient(e.into())
     }
+}
+
+/// A write a handler leaves for the end of its batch's transaction, just
+/// before the commit ([`defer`]).
+#[async_trait::async_trait]
+pub trait AtCommit: Send {
+    async fn write(self: Box<Self>, txn: &DatabaseTransaction) -> Result<(), sea_orm::DbErr>;
+}
+
+tokio::task_local! {
+    /// What the event being handled has deferred.
+    static DEFERRED: RefCell<Vec<Box<dyn AtCommit>>>;
+}
+
+/// Inside an event handler: leaves `write` for the end of the batch's
+/// transaction (kept only if the event is applied, written in the order
+/// deferred). Elsewhere nothing is deferred and `write` is given back.
+pub fn defer<W: AtCommit + 'static>(write: W) -> Result<(), W> {
+    let mut write = Some(write);
+    let _outside_a_handler = DEFERRED.try_with(|d| {
+        let taken = write.take().map(|w| Box::new(w) as Box<dyn AtCommit>);
+        d.borrow_mut().extend(taken);
+    });
+    write.map_or(Ok(()), Err)
+}
+
+/// Writes what the applied events deferred, in order, then commits.
+async fn commit(
+    txn: DatabaseTransaction,
+    deferred: Vec<Box<dyn AtCommit>>,
+) -> Result<(), sea_orm::DbErr> {
+    for write in deferred {
+        write.write(&txn).await?;
+    }
+    txn.commit().await
 }
 
 /// What a service does with one event.
@@ -253,6 +295,7 @@ impl<H: EventHandler> Consumer<H> {
             }
         };
         let mut outcomes = Vec::with_capacity(decoded.len());
+        let mut deferred = Vec::new();
         for (message, envelope) in decoded {
             let span = tracing::info_span!(
                 "consume",
@@ -263,12 +306,12 @@ impl<H: EventHandler> Consumer<H> {
             );
             renkei_telemetry::adopt(&span, &headers::from_headers(message.headers.as_ref()));
             let result = self
-                .apply_in(&txn, &envelope)
+                .apply_in(&txn, &envelope, &mut deferred)
                 .instrument(span.clone())
                 .await;
             outcomes.push((message, span, result));
         }
-        let committed = txn.commit().await;
+        let committed = commit(txn, deferred).await;
         if let Err(error) = &committed {
             tracing::warn!(%error, "batch not committed; it will be redelivered");
         } else {
@@ -303,11 +346,13 @@ impl<H: EventHandler> Consumer<H> {
     }
 
     /// Applies one event inside `txn`, in a savepoint: exactly once, whatever
-    /// the number of deliveries; on failure nothing of it remains.
+    /// the number of deliveries; on failure nothing of it remains (what it
+    /// deferred is added to `deferred` only when it is applied).
     async fn apply_in(
         &self,
         txn: &DatabaseTransaction,
         envelope: &Envelope,
+        deferred: &mut Vec<Box<dyn AtCommit>>,
     ) -> Result<Applied, HandlerError> {
         let savepoint = txn.begin().await?;
         let marker = entity::ActiveModel {
@@ -323,9 +368,16 @@ impl<H: EventHandler> Consumer<H> {
             savepoint.rollback().await?;
             return Ok(Applied::Duplicate);
         }
-        match self.handler.handle(&savepoint, envelope).await {
+        let (handled, its_deferred) = DEFERRED
+            .scope(RefCell::default(), async {
+                let handled = self.handler.handle(&savepoint, envelope).await;
+                (handled, DEFERRED.with(RefCell::take))
+            })
+            .await;
+        match handled {
             Ok(()) => {
                 savepoint.commit().await?;
+                deferred.extend(its_deferred);
                 Ok(Applied::Handled)
             }
             Err(error) => {
@@ -338,8 +390,9 @@ impl<H: EventHandler> Consumer<H> {
     /// Applies one event exactly once, whatever the number of deliveries.
     pub async fn apply(&self, envelope: &Envelope) -> Result<Applied, HandlerError> {
         let txn = self.db.write.begin().await?;
-        let applied = self.apply_in(&txn, envelope).await?;
-        txn.commit().await?;
+        let mut deferred = Vec::new();
+        let applied = self.apply_in(&txn, envelope, &mut deferred).await?;
+        commit(txn, deferred).await?;
         if applied == Applied::Handled {
             self.woken_after_commit();
         }
