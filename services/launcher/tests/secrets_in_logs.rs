@@ -10,11 +10,10 @@
 //! receiver).
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
-use renkei_testkit::{MailSink, WebhookSink, free_port};
+use renkei_testkit::{MailSink, NatsServer, WebhookSink, free_port};
 use renkei_web::{Role, TokenIssuer};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -23,32 +22,11 @@ fn unique(what: &str) -> String {
     format!("{what}-{}", Uuid::now_v7().simple())
 }
 
-fn nats_binary() -> String {
-    std::env::var("RENKEI_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into())
-}
-
 /// A nats-server with JetStream that lets in only `renkei` with `password`.
-async fn nats_with_password(dir: &Path, password: &str) -> (tokio::process::Child, u16) {
-    let port = free_port();
-    let child = tokio::process::Command::new(nats_binary())
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.join("nats"))
-        .args(["--user", "renkei", "--pass", password])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("nats-server (tests/run installs one; or set RENKEI_TEST_NATS_SERVER)");
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return (child, port);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("nats-server did not start on {port}");
+async fn nats_with_password(password: &str) -> NatsServer {
+    NatsServer::start_with(&["--user", "renkei", "--pass", password])
+        .await
+        .expect("nats-server (tests/run installs one; or set RENKEI_TEST_NATS_SERVER)")
 }
 
 struct Product {
@@ -195,7 +173,7 @@ async fn no_secret_appears_in_the_logs_of_a_full_run() {
     let failing_secret = unique("failing-webhook-secret");
     let refused_secret = unique("refused-webhook-secret");
 
-    let (_nats, nats_port) = nats_with_password(dir.path(), &nats_password).await;
+    let nats = nats_with_password(&nats_password).await;
     let sink = WebhookSink::start().await.expect("webhook receiver");
     sink.answer("/failing", 500);
     let mail = MailSink::start().expect("mail relay");
@@ -203,7 +181,7 @@ async fn no_secret_appears_in_the_logs_of_a_full_run() {
 
     let (mut renkei, product) = renkei_up(
         dir.path(),
-        &format!("nats://127.0.0.1:{nats_port}"),
+        &nats.url(),
         &[
             ("RENKEI_TELEMETRY__OTLP_ENDPOINT", collector.url.as_str()),
             ("RENKEI_AUTH__DEV_KEY", &dev_key),
@@ -477,10 +455,10 @@ async fn no_secret_appears_in_the_logs_of_a_full_run() {
 async fn a_password_in_the_nats_url_is_never_logged() {
     let dir = tempfile::tempdir().expect("temp dir");
     let password = unique("nats-url-password");
-    let (_nats, port) = nats_with_password(dir.path(), &password).await;
+    let nats = nats_with_password(&password).await;
     let (mut renkei, _) = renkei_up(
         dir.path(),
-        &format!("nats://renkei:{password}@127.0.0.1:{port}"),
+        &format!("nats://renkei:{password}@127.0.0.1:{}", nats.port),
         &[],
     )
     .await;

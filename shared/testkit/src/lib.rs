@@ -35,6 +35,7 @@ pub fn init_tracing() {
 pub struct NatsServer {
     pub port: u16,
     store: TempDir,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -44,9 +45,15 @@ fn nats_binary() -> String {
 
 impl NatsServer {
     pub async fn start() -> anyhow::Result<NatsServer> {
+        NatsServer::start_with(&[]).await
+    }
+
+    /// With `args` on its command line too (`--user`, `--pass` …).
+    pub async fn start_with(args: &[&str]) -> anyhow::Result<NatsServer> {
         let mut server = NatsServer {
             port: free_port(),
             store: tempfile::tempdir()?,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
             child: None,
         };
         server.restart().await?;
@@ -71,6 +78,7 @@ impl NatsServer {
         let child = Command::new(nats_binary())
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(self.store.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
