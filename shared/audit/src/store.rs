@@ -10,6 +10,7 @@
 //! Event handlers need not: what they record is appended when their
 //! consumer's batch commits ([`renkei_bus::consumer::defer`]).
 
+use renkei_store::schema::{CreateTable, at, index, int, string, text_null, uuid, uuid_null};
 use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
     AccessMode, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr,
@@ -243,104 +244,94 @@ pub async fn walk(
 }
 
 /// `audit_log`: the entries.
-pub struct CreateAuditLog;
-
-impl MigrationName for CreateAuditLog {
-    fn name(&self) -> &str {
-        "m20261215_000901_create_audit_log"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for CreateAuditLog {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        use renkei_store::schema::{at, index, string, text_null, uuid, uuid_null};
-        manager
-            .create_table(
-                Table::create()
-                    .table("audit_log")
-                    .if_not_exists()
-                    .col(uuid("id").primary_key())
-                    .col(ColumnDef::new("seq").big_integer().not_null())
-                    .col(at("at"))
-                    .col(string("actor_sub"))
-                    .col(uuid_null("actor_org"))
-                    .col(string("actor_roles"))
-                    .col(string("action"))
-                    .col(string("object_type"))
-                    .col(string("object_id"))
-                    .col(uuid_null("organization_id"))
-                    .col(ColumnDef::new("trace_id").string().null())
-                    .col(text_null("detail"))
-                    .col(string("prev_hash"))
-                    .col(string("hash"))
-                    .to_owned(),
-            )
-            .await?;
-        for (name, cols, unique) in [
-            ("audit_log_seq", &["seq"][..], true),
-            ("audit_log_actor_org", &["actor_org", "id"][..], false),
-            (
-                "audit_log_organization",
-                &["organization_id", "id"][..],
+fn create_audit_log() -> CreateTable {
+    CreateTable {
+        name: "m20261215_000901_create_audit_log",
+        table: Table::create()
+            .table("audit_log")
+            .if_not_exists()
+            .col(uuid("id").primary_key())
+            .col(ColumnDef::new("seq").big_integer().not_null())
+            .col(at("at"))
+            .col(string("actor_sub"))
+            .col(uuid_null("actor_org"))
+            .col(string("actor_roles"))
+            .col(string("action"))
+            .col(string("object_type"))
+            .col(string("object_id"))
+            .col(uuid_null("organization_id"))
+            .col(ColumnDef::new("trace_id").string().null())
+            .col(text_null("detail"))
+            .col(string("prev_hash"))
+            .col(string("hash"))
+            .to_owned(),
+        indexes: vec![
+            index("audit_log_seq", "audit_log", &["seq"], true),
+            index(
+                "audit_log_actor_org",
+                "audit_log",
+                &["actor_org", "id"],
                 false,
             ),
-            ("audit_log_object", &["object_id", "id"][..], false),
-        ] {
-            manager
-                .create_index(index(name, "audit_log", cols, unique))
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("audit_log").to_owned())
-            .await
+            index(
+                "audit_log_organization",
+                "audit_log",
+                &["organization_id", "id"],
+                false,
+            ),
+            index("audit_log_object", "audit_log", &["object_id", "id"], false),
+        ],
     }
 }
 
-/// `audit_head`: the one row every append locks and moves.
-pub struct CreateAuditHead;
+/// `audit_head`: the one row every append locks and moves, made with the
+/// table.
+struct CreateAuditHead(CreateTable);
+
+impl CreateAuditHead {
+    fn new() -> CreateAuditHead {
+        CreateAuditHead(CreateTable {
+            name: "m20261215_000902_create_audit_head",
+            table: Table::create()
+                .table("audit_head")
+                .if_not_exists()
+                .col(int("id").primary_key())
+                .col(ColumnDef::new("seq").big_integer().not_null())
+                .col(string("hash"))
+                .to_owned(),
+            indexes: vec![],
+        })
+    }
+}
 
 impl MigrationName for CreateAuditHead {
     fn name(&self) -> &str {
-        "m20261215_000902_create_audit_head"
+        self.0.name()
     }
 }
 
 #[async_trait::async_trait]
 impl MigrationTrait for CreateAuditHead {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table("audit_head")
-                    .if_not_exists()
-                    .col(ColumnDef::new("id").integer().not_null().primary_key())
-                    .col(ColumnDef::new("seq").big_integer().not_null())
-                    .col(ColumnDef::new("hash").string().not_null())
-                    .to_owned(),
-            )
-            .await?;
+        self.0.up(manager).await?;
         manager
             .get_connection()
             .execute_unprepared(&format!(
                 "INSERT INTO audit_head (id, seq, hash) VALUES ({HEAD_ROW}, 0, '{GENESIS}')"
             ))
-            .await?;
-        Ok(())
+            .await
+            .map(drop)
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("audit_head").to_owned())
-            .await
+        self.0.down(manager).await
     }
 }
 
 /// The audit migrations, to be listed by every service's migrator.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateAuditLog), Box::new(CreateAuditHead)]
+    vec![
+        Box::new(create_audit_log()),
+        Box::new(CreateAuditHead::new()),
+    ]
 }
