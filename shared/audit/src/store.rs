@@ -95,22 +95,25 @@ impl From<log::Model> for Entry {
     }
 }
 
-fn row(e: &Entry) -> log::ActiveModel {
-    log::ActiveModel {
-        id: Set(e.id),
-        seq: Set(e.seq),
-        at: Set(e.at),
-        actor_sub: Set(e.actor_sub.clone()),
-        actor_org: Set(e.actor_org),
-        actor_roles: Set(e.actor_roles.clone()),
-        action: Set(e.action.clone()),
-        object_type: Set(e.object_type.clone()),
-        object_id: Set(e.object_id.clone()),
-        organization_id: Set(e.organization_id),
-        trace_id: Set(e.trace_id.clone()),
-        detail: Set(e.detail.clone()),
-        prev_hash: Set(e.prev_hash.clone()),
-        hash: Set(e.hash.clone()),
+/// The row an entry is stored as.
+impl From<&Entry> for log::ActiveModel {
+    fn from(e: &Entry) -> log::ActiveModel {
+        log::ActiveModel {
+            id: Set(e.id),
+            seq: Set(e.seq),
+            at: Set(e.at),
+            actor_sub: Set(e.actor_sub.clone()),
+            actor_org: Set(e.actor_org),
+            actor_roles: Set(e.actor_roles.clone()),
+            action: Set(e.action.clone()),
+            object_type: Set(e.object_type.clone()),
+            object_id: Set(e.object_id.clone()),
+            organization_id: Set(e.organization_id),
+            trace_id: Set(e.trace_id.clone()),
+            detail: Set(e.detail.clone()),
+            prev_hash: Set(e.prev_hash.clone()),
+            hash: Set(e.hash.clone()),
+        }
     }
 }
 
@@ -159,7 +162,7 @@ pub async fn append<C: ConnectionTrait>(
         entries.push(entry);
     }
     for chunk in entries.chunks(200) {
-        log::Entity::insert_many(chunk.iter().map(row))
+        log::Entity::insert_many(chunk.iter().map(log::ActiveModel::from))
             .exec_without_returning(conn)
             .await?;
     }

@@ -119,25 +119,6 @@ async fn sql(db: &Db, statement: &str) {
         .unwrap_or_else(|e| panic!("{statement}: {e}"));
 }
 
-fn forged_row(e: &Entry) -> log::ActiveModel {
-    log::ActiveModel {
-        id: Set(e.id),
-        seq: Set(e.seq),
-        at: Set(e.at),
-        actor_sub: Set(e.actor_sub.clone()),
-        actor_org: Set(e.actor_org),
-        actor_roles: Set(e.actor_roles.clone()),
-        action: Set(e.action.clone()),
-        object_type: Set(e.object_type.clone()),
-        object_id: Set(e.object_id.clone()),
-        organization_id: Set(e.organization_id),
-        trace_id: Set(e.trace_id.clone()),
-        detail: Set(e.detail.clone()),
-        prev_hash: Set(e.prev_hash.clone()),
-        hash: Set(e.hash.clone()),
-    }
-}
-
 /// An entry a forger writes, well formed, to be linked after `prev`.
 fn forgery(seq: i64, prev: &str) -> Entry {
     Entry {
@@ -210,7 +191,7 @@ async fn an_entry_edited_and_rehashed_in_sql_is_named_by_the_next_link() {
     let mut forged = entry(&db, 3).await;
     forged.detail = Some("{\"name\":\"nothing to see\"}".into());
     forged.hash = forged.computed_hash();
-    log::Entity::update(forged_row(&forged))
+    log::Entity::update(log::ActiveModel::from(&forged))
         .exec(&db.write)
         .await
         .expect("rewritten");
@@ -276,7 +257,7 @@ async fn an_entry_inserted_in_sql_is_named() {
     // Appended after the last one, linked and hashed as the service would.
     let last = entry(&db, 4).await;
     let forged = forgery(5, &last.hash);
-    log::Entity::insert(forged_row(&forged))
+    log::Entity::insert(log::ActiveModel::from(&forged))
         .exec_without_returning(&db.write)
         .await
         .expect("inserted");
@@ -302,7 +283,7 @@ async fn an_entry_inserted_in_sql_in_the_middle_is_named() {
     sql(&db, "UPDATE audit_log SET seq = 1 - seq WHERE seq < 0").await;
     sql(&db, "UPDATE audit_head SET seq = seq + 1").await;
     let forged = forgery(3, &entry(&db, 2).await.hash);
-    log::Entity::insert(forged_row(&forged))
+    log::Entity::insert(log::ActiveModel::from(&forged))
         .exec_without_returning(&db.write)
         .await
         .expect("inserted");
