@@ -24,7 +24,6 @@ pub mod http;
 pub mod query;
 pub mod store;
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -209,13 +208,18 @@ pub fn signing_key(settings: &Settings) -> anyhow::Result<SigningKey> {
 /// from `audit.signing_key`, or the key file in `data_dir` (never created
 /// here).
 pub fn installed_public_key(settings: &Settings) -> anyhow::Result<Option<VerifyingKey>> {
-    use secrecy::ExposeSecret as _;
-    if settings.audit.signing_key.expose_secret().is_empty()
-        && !Path::new(&settings.data_dir).join(KEY_FILE).exists()
-    {
+    if no_key_yet(settings) {
         return Ok(None);
     }
     Ok(Some(signing_key(settings)?.verifying_key()))
+}
+
+/// Neither `audit.signing_key` nor a key file in the data dir: the first
+/// use of [`signing_key`] creates one.
+fn no_key_yet(settings: &Settings) -> bool {
+    use secrecy::ExposeSecret as _;
+    settings.audit.signing_key.expose_secret().is_empty()
+        && !settings.data_dir.join(KEY_FILE).exists()
 }
 
 /// Starts what `service`'s audit record needs at run time: the responder
@@ -230,11 +234,7 @@ pub async fn start(
     tasks: &mut JoinSet<()>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<AuditReader> {
-    let generated = {
-        use secrecy::ExposeSecret as _;
-        settings.audit.signing_key.expose_secret().is_empty()
-            && !settings.data_dir.join(KEY_FILE).exists()
-    };
+    let generated = no_key_yet(settings);
     let key = signing_key(settings).context("the audit signing key could not be loaded")?;
     if generated {
         let path = settings.data_dir.join(KEY_FILE);
