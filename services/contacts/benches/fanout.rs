@@ -36,87 +36,38 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, ensure};
+use anyhow::ensure;
 use futures::StreamExt as _;
 use renkei_bus::Envelope;
 use renkei_bus::contracts::emergency::{AtRisk, IncidentSpreadRisk};
+use renkei_testkit::bench::{self, create, median};
 use renkei_testkit::{NatsServer, TestDb, WebhookSink, token};
 use renkei_web::Role;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 /// Requests in flight while organisations, systems and contacts are set up.
 const SETUP_CONCURRENCY: usize = 16;
 const PATIENCE: Duration = Duration::from_secs(120);
 
+/// Fan-out of one spread-risk alert to many organisations' webhooks.
+#[derive(clap::Parser)]
 struct Args {
+    #[arg(long, default_value_t = 1_000, value_parser = bench::whole::<usize>)]
     orgs: usize,
+    #[arg(long, default_value_t = 5, value_parser = bench::whole::<usize>)]
     rounds: usize,
+    #[arg(long, default_value_t = 10, value_parser = bench::whole::<usize>)]
     baseline_orgs: usize,
 }
 
-impl Args {
-    fn parse() -> Args {
-        let mut args = Args {
-            orgs: 1_000,
-            rounds: 5,
-            baseline_orgs: 10,
-        };
-        let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            let mut value = |name: &str| -> usize {
-                it.next()
-                    .and_then(|v| v.replace('_', "").parse().ok())
-                    .unwrap_or_else(|| panic!("{name} needs a whole number"))
-            };
-            match flag.as_str() {
-                "--orgs" => args.orgs = value("--orgs"),
-                "--rounds" => args.rounds = value("--rounds"),
-                "--baseline-orgs" => args.baseline_orgs = value("--baseline-orgs"),
-                _ => {}
-            }
-        }
-        assert!(
-            args.orgs >= args.baseline_orgs,
-            "--orgs below --baseline-orgs"
-        );
-        args
-    }
-}
-
 fn main() {
-    let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    if let Err(e) = runtime.block_on(run(&args)) {
-        println!("benchmark failed: {e:#}");
-        std::process::exit(1);
-    }
-}
-
-async fn post(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    body: &Value,
-) -> anyhow::Result<Uuid> {
-    let resp = http
-        .post(url)
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .with_context(|| url.to_owned())?;
-    let status = resp.status().as_u16();
-    let json: Value = resp.json().await.unwrap_or(Value::Null);
-    ensure!(status == 201, "{url}: {status} {json}");
-    json["id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("{url}: no id in {json}"))
+    let args: Args = bench::args();
+    assert!(
+        args.orgs >= args.baseline_orgs,
+        "--orgs below --baseline-orgs"
+    );
+    bench::block_on(run(&args));
 }
 
 struct Org {
@@ -128,11 +79,6 @@ struct Figures {
     first: Duration,
     last: Duration,
     per_second: f64,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 async fn run(args: &Args) -> anyhow::Result<()> {
@@ -159,7 +105,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     );
 
     let admin = token(Role::Admin, None);
-    let op_org = post(
+    let op_org = create(
         &http,
         &format!("{reg}/v1/organizations"),
         &admin,
@@ -167,7 +113,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     )
     .await?;
     let operator = token(Role::Operator, Some(op_org));
-    let platform = post(
+    let platform = create(
         &http,
         &format!("{reg}/v1/systems"),
         &operator,
@@ -181,14 +127,14 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             let (http, reg, con, admin, operator, sink) =
                 (http.clone(), reg.clone(), con.clone(), admin.clone(), operator.clone(), sink.url.clone());
             async move {
-                let id = post(&http, &format!("{reg}/v1/organizations"), &admin,
+                let id = create(&http, &format!("{reg}/v1/organizations"), &admin,
                     &json!({"name": format!("Agency {i}"), "kind": "government_agency"})).await?;
-                let system = post(&http, &format!("{reg}/v1/systems"), &operator,
+                let system = create(&http, &format!("{reg}/v1/systems"), &operator,
                     &json!({"name": format!("Agency {i} records"), "kind": "linked", "owner_org_id": id,
                             "platform_id": platform, "confidentiality": 2, "integrity": 1, "availability": 1})).await?;
                 let manager = token(Role::Manager, Some(id));
                 for role in ["csirt", "system_manager"] {
-                    post(&http, &format!("{con}/v1/contacts"), &manager,
+                    create(&http, &format!("{con}/v1/contacts"), &manager,
                         &json!({"org_id": id, "name": format!("{role} {i}"), "role": role, "availability": "both",
                                 "channels": [{"kind": "webhook", "url": format!("{sink}/{i}/{role}"), "secret": "bench-secret-key"}]})).await?;
                 }

@@ -58,6 +58,7 @@ use hdrhistogram::Histogram;
 use renkei_bus::contracts::demarcation::{RulesAccepted, RulesInForce};
 use renkei_bus::contracts::registry::SystemLifecycleChanged;
 use renkei_bus::{Envelope, subjects};
+use renkei_testkit::bench;
 use renkei_testkit::{NatsServer, TestDb, token};
 use renkei_web::Role;
 use sea_orm::{ConnectionTrait as _, Statement};
@@ -69,65 +70,33 @@ const SETUP_CONCURRENCY: usize = 16;
 /// How long to wait for anything asynchronous before giving up.
 const PATIENCE: Duration = Duration::from_secs(300);
 
+/// Full consensus of many organisations, through the API.
+#[derive(clap::Parser)]
 struct Args {
+    #[arg(long, default_value_t = 1_000, value_parser = bench::whole::<usize>)]
     orgs: usize,
+    #[arg(long, default_value_t = 5, value_parser = bench::whole::<usize>)]
     rounds: usize,
+    #[arg(long, default_value_t = 16, value_parser = bench::whole::<usize>)]
     concurrency: usize,
+    #[arg(long, default_value_t = 10, value_parser = bench::whole::<usize>)]
     baseline_orgs: usize,
+    #[arg(long, default_value_t = 10, value_parser = bench::whole::<usize>)]
     baseline_rounds: usize,
+    #[arg(long, default_value_t = 2_000, value_parser = bench::whole::<usize>)]
     get_requests: usize,
 }
 
-impl Args {
-    fn parse() -> Args {
-        let mut args = Args {
-            orgs: 1_000,
-            rounds: 5,
-            concurrency: 16,
-            baseline_orgs: 10,
-            baseline_rounds: 10,
-            get_requests: 2_000,
-        };
-        let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            let mut value = |name: &str| -> usize {
-                it.next()
-                    .and_then(|v| v.replace('_', "").parse().ok())
-                    .unwrap_or_else(|| panic!("{name} needs a whole number"))
-            };
-            match flag.as_str() {
-                "--orgs" => args.orgs = value("--orgs"),
-                "--rounds" => args.rounds = value("--rounds"),
-                "--concurrency" => args.concurrency = value("--concurrency"),
-                "--baseline-orgs" => args.baseline_orgs = value("--baseline-orgs"),
-                "--baseline-rounds" => args.baseline_rounds = value("--baseline-rounds"),
-                "--get-requests" => args.get_requests = value("--get-requests"),
-                // `cargo bench` passes `--bench`; anything else is ignored too
-                _ => {}
-            }
-        }
-        assert!(args.orgs >= 2, "--orgs must be at least 2");
-        assert!(
-            args.baseline_orgs >= 2,
-            "--baseline-orgs must be at least 2"
-        );
-        assert!(args.rounds >= 1, "--rounds must be at least 1");
-        assert!(args.concurrency >= 1, "--concurrency must be at least 1");
-        args
-    }
-}
-
 fn main() {
-    let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    if let Err(e) = runtime.block_on(run(&args)) {
-        println!("benchmark failed: {e:#}");
-        std::process::exit(1);
-    }
+    let args: Args = bench::args();
+    assert!(args.orgs >= 2, "--orgs must be at least 2");
+    assert!(
+        args.baseline_orgs >= 2,
+        "--baseline-orgs must be at least 2"
+    );
+    assert!(args.rounds >= 1, "--rounds must be at least 1");
+    assert!(args.concurrency >= 1, "--concurrency must be at least 1");
+    bench::block_on(run(&args));
 }
 
 // ---- HTTP ----------------------------------------------------------------

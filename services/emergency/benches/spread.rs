@@ -37,100 +37,42 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
+use renkei_testkit::bench::{self, id, post};
 use renkei_testkit::{NatsServer, TestDb, WebhookSink, token};
 use renkei_web::Role;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 const PATIENCE: Duration = Duration::from_secs(600);
 
+/// Spread alerts end to end on a generated platform.
+#[derive(clap::Parser)]
 struct Args {
+    #[arg(long, default_value_t = 10_000, value_parser = bench::whole::<usize>)]
     systems: usize,
+    #[arg(long, default_value_t = 1_000, value_parser = bench::whole::<usize>)]
     orgs: usize,
+    #[arg(long, default_value_t = 200, value_parser = bench::whole::<usize>)]
     group: usize,
+    #[arg(long, default_value_t = 10, value_parser = bench::whole::<usize>)]
     rate: usize,
+    #[arg(long, default_value_t = 30, value_parser = bench::whole::<usize>)]
     steady_secs: usize,
+    #[arg(long, default_value_t = 1_000, value_parser = bench::whole::<usize>)]
     burst: usize,
+    #[arg(long, default_value_t = 10, value_parser = bench::whole::<usize>)]
     burst_secs: usize,
+    #[arg(long, default_value_t = 32, value_parser = bench::whole::<usize>)]
     setup_concurrency: usize,
 }
 
-impl Args {
-    fn parse() -> Args {
-        let mut a = Args {
-            systems: 10_000,
-            orgs: 1_000,
-            group: 200,
-            rate: 10,
-            steady_secs: 30,
-            burst: 1_000,
-            burst_secs: 10,
-            setup_concurrency: 32,
-        };
-        let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            let mut value = |name: &str| -> usize {
-                it.next()
-                    .and_then(|v| v.replace('_', "").parse().ok())
-                    .unwrap_or_else(|| panic!("{name} needs a whole number"))
-            };
-            match flag.as_str() {
-                "--systems" => a.systems = value("--systems"),
-                "--orgs" => a.orgs = value("--orgs"),
-                "--group" => a.group = value("--group"),
-                "--rate" => a.rate = value("--rate"),
-                "--steady-secs" => a.steady_secs = value("--steady-secs"),
-                "--burst" => a.burst = value("--burst"),
-                "--burst-secs" => a.burst_secs = value("--burst-secs"),
-                "--setup-concurrency" => a.setup_concurrency = value("--setup-concurrency"),
-                _ => {}
-            }
-        }
-        assert!(
-            a.group >= 2 && a.group <= a.orgs,
-            "--group must be 2..=--orgs"
-        );
-        a
-    }
-}
-
 fn main() {
-    let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    if let Err(e) = runtime.block_on(run(&args)) {
-        println!("benchmark failed: {e:#}");
-        std::process::exit(1);
-    }
-}
-
-async fn post(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    body: &Value,
-) -> anyhow::Result<Value> {
-    let resp = http
-        .post(url)
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .with_context(|| url.to_owned())?;
-    let status = resp.status().as_u16();
-    let json: Value = resp.json().await.unwrap_or(Value::Null);
-    ensure!(status == 201, "{url}: {status} {json}");
-    Ok(json)
-}
-
-fn id(v: &Value) -> anyhow::Result<Uuid> {
-    v["id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("no id in {v}"))
+    let args: Args = bench::args();
+    assert!(
+        args.group >= 2 && args.group <= args.orgs,
+        "--group must be 2..=--orgs"
+    );
+    bench::block_on(run(&args));
 }
 
 /// One declared incident: when its POST returned, and who must hear of it.

@@ -41,6 +41,7 @@ use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use renkei_registry::domain::{Category, CategorySet, GraphIndex, Lifecycle, SystemNode};
+use renkei_testkit::bench;
 use rustc_hash::FxHashMap;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
 use sea_orm::sqlx::{self, AssertSqlSafe, ConnectOptions, Connection, Row};
@@ -88,52 +89,30 @@ const CTE_REACH: &str = "WITH RECURSIVE r(id) AS ( \
        SELECT l.to_id FROM links l JOIN r ON l.from_id = r.id WHERE l.mask & $2 <> 0 \
      ) SELECT id FROM r";
 
+/// The in-memory blast radius against a recursive CTE in PostgreSQL.
+#[derive(clap::Parser)]
 struct Args {
+    #[arg(long, default_value_t = 100_000, value_parser = bench::whole::<usize>)]
     systems: usize,
+    #[arg(long, default_value_t = 1_000_000, value_parser = bench::whole::<usize>)]
     links: usize,
+    /// In-memory queries.
+    #[arg(long, default_value_t = 100_000, value_parser = bench::whole::<usize>)]
     queries: usize,
+    /// CTE queries per bucket.
+    #[arg(long, default_value_t = 100, value_parser = bench::whole::<usize>)]
     cte_queries: usize,
-    cte_budget: Duration,
+    /// Seconds per bucket and CTE variant.
+    #[arg(long = "cte-budget", default_value_t = 30, value_parser = bench::whole::<u64>)]
+    cte_budget_secs: u64,
+    #[arg(long, default_value_t = 0x5eed_b1a5, value_parser = bench::whole::<u64>)]
     seed: u64,
+    /// Skip PostgreSQL.
+    #[arg(long)]
     no_db: bool,
+    #[arg(skip = std::env::var("RENKEI_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned()))]
     database_url: String,
-}
-
-impl Args {
-    fn parse() -> Args {
-        let mut args = Args {
-            systems: 100_000,
-            links: 1_000_000,
-            queries: 100_000,
-            cte_queries: 100,
-            cte_budget: Duration::from_secs(30),
-            seed: 0x5eed_b1a5,
-            no_db: false,
-            database_url: std::env::var("RENKEI_BENCH_DATABASE_URL")
-                .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned()),
-        };
-        let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            let mut value = |name: &str| -> u64 {
-                it.next()
-                    .and_then(|v| v.replace('_', "").parse().ok())
-                    .unwrap_or_else(|| panic!("{name} needs a whole number"))
-            };
-            match flag.as_str() {
-                "--systems" => args.systems = value("--systems") as usize,
-                "--links" => args.links = value("--links") as usize,
-                "--queries" => args.queries = value("--queries") as usize,
-                "--cte-queries" => args.cte_queries = value("--cte-queries") as usize,
-                "--cte-budget" => args.cte_budget = Duration::from_secs(value("--cte-budget")),
-                "--seed" => args.seed = value("--seed"),
-                "--no-db" => args.no_db = true,
-                // `cargo bench` passes `--bench`; anything else is ignored too
-                _ => {}
-            }
-        }
-        assert!(args.systems >= 1_000, "--systems must be at least 1000");
-        args
-    }
 }
 
 /// The generated platform, by slot (`0..systems`).
@@ -411,7 +390,8 @@ struct CteReport {
 }
 
 fn main() {
-    let args = Args::parse();
+    let args: Args = bench::args();
+    assert!(args.systems >= 1_000, "--systems must be at least 1000");
     let mut rng = StdRng::seed_from_u64(args.seed);
     println!(
         "# blast radius: {} systems, {} links, seed {:#x}",
@@ -771,7 +751,7 @@ async fn cte_in(
         for (variant, out) in [(CTE_HOPS, &mut hops[b]), (CTE_REACH, &mut reach[b])] {
             let started = Instant::now();
             for q in &sample {
-                if started.elapsed() > args.cte_budget {
+                if started.elapsed() > Duration::from_secs(args.cte_budget_secs) {
                     break;
                 }
                 let origin = platform.nodes[q.origin as usize].id;

@@ -52,100 +52,49 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, ensure};
+use anyhow::Context as _;
 use hdrhistogram::Histogram;
+use renkei_testkit::bench::{self, create, median};
 use renkei_testkit::{NatsServer, TestDb, token};
 use renkei_web::Role;
-use serde_json::{Value, json};
-use uuid::Uuid;
+use serde_json::json;
 
+/// One organisation floods the API; do the others notice?
+#[derive(clap::Parser)]
 struct Args {
+    #[arg(long, default_value_t = 5, value_parser = bench::whole::<usize>)]
     rounds: usize,
+    #[arg(long, default_value_t = 10, value_parser = bench::whole::<u64>)]
     seconds: u64,
+    #[arg(long, default_value_t = 4, value_parser = bench::whole::<usize>)]
     others: usize,
+    #[arg(long, default_value_t = 15, value_parser = bench::whole::<u64>)]
     rate: u64,
+    #[arg(long, default_value_t = 8, value_parser = bench::whole::<usize>)]
     flooders: usize,
+    #[arg(long, default_value_t = 2000, value_parser = bench::whole::<u64>)]
     flood_rate: u64,
+    #[arg(long, default_value_t = 20, value_parser = bench::whole::<u32>)]
     per_second: u32,
+    #[arg(long, default_value_t = 100, value_parser = bench::whole::<u32>)]
     burst: u32,
     /// Set in the flood's own process: the reader to flood as.
-    flood_child: Option<Reader>,
-}
-
-impl Args {
-    fn parse() -> Args {
-        let mut args = Args {
-            rounds: 5,
-            seconds: 10,
-            others: 4,
-            rate: 15,
-            flooders: 8,
-            flood_rate: 2000,
-            per_second: 20,
-            burst: 100,
-            flood_child: None,
-        };
-        let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            let mut value = |name: &str| -> u64 {
-                it.next()
-                    .and_then(|v| v.replace('_', "").parse().ok())
-                    .unwrap_or_else(|| panic!("{name} needs a whole number"))
-            };
-            match flag.as_str() {
-                "--rounds" => args.rounds = value("--rounds") as usize,
-                "--seconds" => args.seconds = value("--seconds"),
-                "--others" => args.others = value("--others") as usize,
-                "--rate" => args.rate = value("--rate"),
-                "--flooders" => args.flooders = value("--flooders") as usize,
-                "--flood-rate" => args.flood_rate = value("--flood-rate"),
-                "--per-second" => args.per_second = value("--per-second") as u32,
-                "--burst" => args.burst = value("--burst") as u32,
-                "--flood-child" => {
-                    let url = it.next().expect("--flood-child URL TOKEN");
-                    let token = it.next().expect("--flood-child URL TOKEN");
-                    args.flood_child = Some(Reader { url, token });
-                }
-                _ => {}
-            }
-        }
-        assert!(args.rounds > 0 && args.others > 0 && args.rate > 0 && args.flooders > 0);
-        args
-    }
+    #[arg(long, num_args = 2, value_names = ["URL", "TOKEN"])]
+    flood_child: Option<Vec<String>>,
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Some(reader) = args.flood_child.clone() {
+    let args: Args = bench::args();
+    assert!(args.rounds > 0 && args.others > 0 && args.rate > 0 && args.flooders > 0);
+    if let Some([url, token]) = args.flood_child.clone().as_deref() {
+        let reader = Reader {
+            url: url.clone(),
+            token: token.clone(),
+        };
         flood_child(reader, args.flooders, args.flood_rate);
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    if let Err(e) = runtime.block_on(run(&args)) {
-        println!("benchmark failed: {e:#}");
-        std::process::exit(1);
-    }
-}
-
-async fn post(http: &reqwest::Client, url: &str, token: &str, body: Value) -> anyhow::Result<Uuid> {
-    let resp = http
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| url.to_owned())?;
-    let status = resp.status().as_u16();
-    let json: Value = resp.json().await.unwrap_or(Value::Null);
-    ensure!(status == 201, "{url}: {status} {json}");
-    json["id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("{url}: no id in {json}"))
+    bench::block_on(run(&args));
 }
 
 /// A manager's token and the URL of its organisation's system.
@@ -379,11 +328,6 @@ impl Flood {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 async fn run(args: &Args) -> anyhow::Result<()> {
     let nats = NatsServer::start().await?;
     let db = TestDb::fresh().await?;
@@ -411,36 +355,36 @@ async fn run(args: &Args) -> anyhow::Result<()> {
 
     let http = reqwest::Client::new();
     let admin = token(Role::Admin, None);
-    let op_org = post(
+    let op_org = create(
         &http,
         &format!("{base}/v1/organizations"),
         &admin,
-        json!({"name": "Platform Office", "kind": "platform_operator"}),
+        &json!({"name": "Platform Office", "kind": "platform_operator"}),
     )
     .await?;
     let operator = token(Role::Operator, Some(op_org));
-    let platform = post(
+    let platform = create(
         &http,
         &format!("{base}/v1/systems"),
         &operator,
-        json!({"name": "Common Platform", "kind": "platform", "owner_org_id": op_org,
+        &json!({"name": "Common Platform", "kind": "platform", "owner_org_id": op_org,
             "confidentiality": 3, "integrity": 2, "availability": 2}),
     )
     .await?;
     let mut readers = Vec::new();
     for i in 0..=args.others {
-        let org = post(
+        let org = create(
             &http,
             &format!("{base}/v1/organizations"),
             &admin,
-            json!({"name": format!("Agency {i}"), "kind": "government_agency"}),
+            &json!({"name": format!("Agency {i}"), "kind": "government_agency"}),
         )
         .await?;
-        let system = post(
+        let system = create(
             &http,
             &format!("{base}/v1/systems"),
             &operator,
-            json!({"name": format!("Agency {i} records"), "kind": "linked", "owner_org_id": org,
+            &json!({"name": format!("Agency {i} records"), "kind": "linked", "owner_org_id": org,
                 "platform_id": platform, "confidentiality": 2, "integrity": 1, "availability": 1}),
         )
         .await?;

@@ -3,8 +3,10 @@
 //! PostgreSQL database when `RENKEI_TEST_DATABASE_URL` names a server), and
 //! settings that bind port 0.
 //!
+//! [`bench`]: what the benchmarks share.
 //! [`bodies`]: property tests for request bodies, from their published schema.
 
+pub mod bench;
 pub mod bodies;
 
 use std::net::TcpListener;
