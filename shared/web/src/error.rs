@@ -93,6 +93,17 @@ impl ApiError {
         }
     }
 
+    /// The 404 of an object reached through this one (a playbook through
+    /// its platform): missing stays missing and hidden stays hidden, with
+    /// its reason; any other answer (a 503, say) is kept.
+    pub fn not_found_as(self, what: &'static str) -> Self {
+        match self {
+            ApiError::NotFound(_) => ApiError::NotFound(what),
+            ApiError::Hidden { reason, .. } => ApiError::Hidden { what, reason },
+            other => other,
+        }
+    }
+
     /// A refusal of the caller (401, 403, or a 404 hiding an object), which
     /// the server logs with the identity, route and reason.
     pub fn is_refusal(&self) -> bool {
@@ -294,6 +305,19 @@ mod tests {
         );
         assert!(ApiError::hidden("system", "x").is_refusal());
         assert!(!ApiError::NotFound("system").is_refusal());
+        let through = ApiError::hidden("platform", "not a member").not_found_as("playbook");
+        assert_eq!(through.to_string(), "playbook not found");
+        assert_eq!(through.reason(), "not a member");
+        assert!(through.is_refusal());
+        assert!(
+            !ApiError::NotFound("platform")
+                .not_found_as("playbook")
+                .is_refusal()
+        );
+        assert!(matches!(
+            ApiError::Unavailable("registry".into()).not_found_as("playbook"),
+            ApiError::Unavailable(_)
+        ));
     }
 
     #[test]

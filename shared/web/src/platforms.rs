@@ -66,7 +66,8 @@ impl Platforms<'_> {
         Ok(owned > 0)
     }
 
-    /// The platform if `who` may read it, else a 404 that says nothing more.
+    /// The platform if `who` may read it, else a 404 that says nothing more
+    /// (one hiding a platform that is there goes to the refusal log).
     pub async fn readable(
         &self,
         who: &Identity,
@@ -74,7 +75,11 @@ impl Platforms<'_> {
     ) -> Result<system::Model, ApiError> {
         match self.find(platform_id).await? {
             Some(p) if self.readable_by(who, &p).await? => Ok(p),
-            _ => Err(ApiError::NotFound("platform")),
+            Some(_) => Err(ApiError::hidden(
+                "platform",
+                "the caller is not a member of the platform",
+            )),
+            None => Err(ApiError::NotFound("platform")),
         }
     }
 

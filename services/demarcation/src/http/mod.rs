@@ -646,7 +646,7 @@ async fn readable_version(
     let platform = access::platforms(state)
         .readable(who, version.platform_id)
         .await
-        .map_err(|_| ApiError::NotFound("rules version"))?;
+        .map_err(|e| e.not_found_as("rules version"))?;
     Ok((version, platform))
 }
 
@@ -655,14 +655,14 @@ async fn operated_version(
     who: &Identity,
     raw: &str,
     action: &str,
-) -> Result<rule_version::Model, ApiError> {
+) -> Result<(rule_version::Model, system::Model), ApiError> {
     let (version, platform) = readable_version(state, who, raw).await?;
     if !access::operates(who, &platform) {
         return Err(ApiError::Forbidden(format!(
             "only the platform operator {action}"
         )));
     }
-    Ok(version)
+    Ok((version, platform))
 }
 
 #[utoipa::path(get, path = "/v1/rules/{version_id}", tag = "demarcation",
@@ -687,7 +687,7 @@ async fn update_rules(
     id: web::Path<String>,
     ValidJson(body): ValidJson<UpdateRules>,
 ) -> Result<HttpResponse, ApiError> {
-    let current = operated_version(&state, &who, &id, "edits a draft").await?;
+    let (current, platform) = operated_version(&state, &who, &id, "edits a draft").await?;
     let txn = state.db.write.begin().await.map_err(db)?;
     store::lock_platform(&txn, current.platform_id)
         .await
@@ -726,7 +726,7 @@ async fn update_rules(
     model.content = Set(store::json(&content).map_err(db)?);
     model.updated_at = Set(Utc::now());
     let saved = model.update(&txn).await.map_err(db)?;
-    let done = rules_action("rules.edited", &txn, &saved).await?;
+    let done = rules_action("rules.edited", &platform, &saved);
     renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
     Ok(HttpResponse::Ok().json(rules_view(&saved)?))
@@ -742,7 +742,7 @@ async fn propose(
     id: web::Path<String>,
     OptionalJson(body): OptionalJson<ProposeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let version = operated_version(&state, &who, &id, "proposes rules").await?;
+    let (version, platform) = operated_version(&state, &who, &id, "proposes rules").await?;
     let now = Utc::now();
     let respond_by = match body.and_then(|b| b.respond_by) {
         Some(at) => check_deadline(now, at).map_err(invalid)?,
@@ -768,7 +768,7 @@ async fn propose(
         .await
         .map_err(db)?;
     let proposed = consensus::propose(&txn, &state.outbox, version, respond_by).await?;
-    let done = rules_action("rules.proposed", &txn, &proposed).await?;
+    let done = rules_action("rules.proposed", &platform, &proposed);
     renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     state.reminders.wake();
@@ -784,7 +784,7 @@ async fn withdraw(
     who: Identity,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let version = operated_version(&state, &who, &id, "withdraws rules").await?;
+    let (version, platform) = operated_version(&state, &who, &id, "withdraws rules").await?;
     let txn = state.db.write.begin().await.map_err(db)?;
     store::lock_platform(&txn, version.platform_id)
         .await
@@ -795,7 +795,7 @@ async fn withdraw(
         .map_err(db)?
         .ok_or(ApiError::NotFound("rules version"))?;
     let withdrawn = consensus::withdraw(&txn, &state.outbox, version, None).await?;
-    let done = rules_action("rules.withdrawn", &txn, &withdrawn).await?;
+    let done = rules_action("rules.withdrawn", &platform, &withdrawn);
     renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     Ok(HttpResponse::Ok().json(rules_view(&withdrawn)?))
@@ -1033,18 +1033,10 @@ async fn get_document(
     Ok(response)
 }
 
-/// A rules version's audit entry: it belongs to the platform's operator.
-async fn rules_action<C: sea_orm::ConnectionTrait>(
-    action: &str,
-    conn: &C,
-    version: &rule_version::Model,
-) -> Result<Action, ApiError> {
-    let owner = system::Entity::find_by_id(version.platform_id)
-        .one(conn)
-        .await
-        .map_err(db)?
-        .map(|p| p.owner_org_id);
-    Ok(Action::new(action, version.id).of(owner).detail(
-        serde_json::json!({"platform_id": version.platform_id, "version": version.version, "state": version.state}),
-    ))
+/// A rules version's audit entry: it belongs to the operator of `platform`
+/// (read already by the access check).
+fn rules_action(action: &str, platform: &system::Model, version: &rule_version::Model) -> Action {
+    Action::new(action, version.id)
+        .of(platform.owner_org_id)
+        .detail(serde_json::json!({"platform_id": version.platform_id, "version": version.version, "state": version.state}))
 }

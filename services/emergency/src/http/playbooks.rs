@@ -135,12 +135,9 @@ async fn find_playbook(
     platforms(state)
         .readable(who, p.platform_id)
         .await
-        .map_err(|e| match e {
-            // An unreadable platform hides its playbooks; a database or
-            // registry outage stays a 503, not a 404.
-            ApiError::NotFound(_) => ApiError::NotFound("playbook"),
-            other => other,
-        })?;
+        // An unreadable platform hides its playbooks; a database or
+        // registry outage stays a 503, not a 404.
+        .map_err(|e| e.not_found_as("playbook"))?;
     Ok(p)
 }
 
