@@ -53,11 +53,7 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<asyn
             }
             match error.kind() {
                 ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
-                    Err(refused(if settings.credentials_file.is_empty() {
-                        "nats.user / nats.password"
-                    } else {
-                        "nats.credentials_file"
-                    }))
+                    Err(refused(credentials_setting(settings)))
                 }
                 ConnectErrorKind::ServerParse => Err(refused("nats.url")),
                 _ => {
@@ -97,14 +93,24 @@ fn is_tls_failure(error: &async_nats::ConnectError) -> bool {
     false
 }
 
+/// The setting holding the credentials the client presents, for messages.
+fn credentials_setting(settings: &NatsSettings) -> &'static str {
+    if settings.credentials_file.is_empty() {
+        "nats.user / nats.password"
+    } else {
+        "nats.credentials_file"
+    }
+}
+
 /// Everything [`connect`] tells the client, for one attempt.
 async fn options(settings: &NatsSettings, name: &str) -> anyhow::Result<ConnectOptions> {
+    let credentials = credentials_setting(settings);
     let mut options = ConnectOptions::new()
         .name(name)
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(2))
         .request_timeout(Some(Duration::from_millis(settings.request_timeout_ms)))
-        .event_callback(|event| async move { log_event(&event) });
+        .event_callback(move |event| async move { log_event(&event, credentials) });
     if !settings.user.is_empty() {
         options = options
             .user_and_password(
@@ -231,12 +237,12 @@ pub fn redacted(url: &str) -> String {
 /// What the bus says about this connection, in the service's log. A
 /// permissions violation is the server refusing a subject this user may not
 /// use: a bug or a wrong `deploy/nats` configuration, never routine.
-fn log_event(event: &Event) {
+fn log_event(event: &Event, credentials: &str) {
     match event {
         Event::Connected => tracing::debug!("NATS connected"),
         Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting"),
         Event::ServerError(ServerError::AuthorizationViolation) => {
-            tracing::error!("NATS refused nats.user / nats.password (authorization violation)")
+            tracing::error!("NATS refused {credentials} (authorization violation)")
         }
         Event::ServerError(error) => tracing::error!(%error, "NATS server error"),
         Event::ClientError(error) => tracing::warn!(%error, "NATS client error"),
