@@ -1519,29 +1519,12 @@ impl World {
         for (path, item) in doc["paths"].as_object().expect("paths") {
             for method in ["get", "post", "put", "patch", "delete"] {
                 if item.get(method).is_some() {
-                    routes.insert((method.to_uppercase(), normalise(path)));
+                    routes.insert((method.to_uppercase(), table::normalise(path)));
                 }
             }
         }
         routes
     }
-}
-
-fn normalise(path: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for c in path.chars() {
-        match c {
-            '{' => {
-                inside = true;
-                out.push_str("{}");
-            }
-            '}' => inside = false,
-            c if !inside => out.push(c),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Rows whose success changes what the next call sees on the platform as a
@@ -1564,11 +1547,7 @@ async fn every_route_answers_as_the_table_says_and_no_answer_leaks_another_organ
     let mut problems = Vec::new();
     for service in SERVICES {
         let documented = w.documented_routes(service).await;
-        let listed: BTreeSet<(String, String)> = rows
-            .iter()
-            .filter(|r| r.service == service)
-            .map(|r| (r.method.clone(), normalise(&r.path)))
-            .collect();
+        let listed = table::listed(&rows, service);
         for (method, path) in documented.difference(&listed) {
             problems.push(format!(
                 "{service} documents {method} {path}, which the table does not answer for"

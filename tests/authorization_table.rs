@@ -94,24 +94,6 @@ fn the_table_gives_one_answer_per_route_role_and_relation() {
     );
 }
 
-/// Paths compared without parameter names: `/v1/rules/{}`.
-fn normalise(path: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for c in path.chars() {
-        match c {
-            '{' => {
-                inside = true;
-                out.push_str("{}");
-            }
-            '}' => inside = false,
-            c if !inside => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
-
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -171,7 +153,7 @@ fn served_routes(service: &str) -> BTreeSet<(String, String)> {
                 .take_while(|c| c.is_ascii_alphabetic())
                 .collect();
             if path.starts_with('/') && !method.is_empty() {
-                routes.insert((method.to_uppercase(), normalise(path)));
+                routes.insert((method.to_uppercase(), table::normalise(path)));
             }
         }
     }
@@ -188,11 +170,7 @@ fn the_table_names_every_route_the_services_serve() {
             !served.is_empty(),
             "no routes found in services/{service}/src"
         );
-        let listed: BTreeSet<(String, String)> = rows
-            .iter()
-            .filter(|r| r.service == service)
-            .map(|r| (r.method.clone(), normalise(&r.path)))
-            .collect();
+        let listed = table::listed(&rows, service);
         for (method, path) in served.difference(&listed) {
             problems.push(format!(
                 "{service} serves {method} {path}, which the table does not answer for"

@@ -5,7 +5,7 @@
 // Shared by two test targets; each uses a part.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 /// The roles of a token, in the table's order.
@@ -144,6 +144,33 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
         });
     }
     Ok(rows)
+}
+
+/// Paths compared without parameter names: `/v1/rules/{}`.
+pub fn normalise(path: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                inside = true;
+                out.push_str("{}");
+            }
+            '}' => inside = false,
+            c if !inside => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The `(METHOD, normalised path)` of every route the table answers for
+/// in `service`.
+pub fn listed(rows: &[Row], service: &str) -> BTreeSet<(String, String)> {
+    rows.iter()
+        .filter(|r| r.service == service)
+        .map(|r| (r.method.clone(), normalise(&r.path)))
+        .collect()
 }
 
 /// The table as the repository holds it.
