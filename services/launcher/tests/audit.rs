@@ -314,6 +314,7 @@ async fn the_audit_record_is_read_by_role_and_verified_by_the_binary() {
         .await;
     assert_eq!(of_system.len(), 1);
     let contacts_only = app.audit(&auditor, "&service=contacts", 100).await;
+    assert!(!contacts_only.is_empty(), "the contact's creation");
     assert!(contacts_only.iter().all(|e| e["service"] == "contacts"));
     let about_a = app
         .audit(&auditor, &format!("&organization_id={}", made.a), 100)
