@@ -608,7 +608,16 @@ pub async fn acknowledge_now(
                 tracing::debug!(error = %e, attempt, "acknowledgement lost a conflict; again");
                 tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
             }
-            other => return other,
+            other => {
+                if let Ok(Some(Acknowledgement::Recorded(r))) = &other {
+                    renkei_telemetry::metrics::counter!(
+                        renkei_telemetry::metrics::NOTIFICATIONS_ACKNOWLEDGED,
+                        "organization_id" => r.org_id.to_string(),
+                    )
+                    .increment(1);
+                }
+                return other;
+            }
         }
     }
 }

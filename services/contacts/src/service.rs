@@ -26,6 +26,8 @@ pub const SERVICE: &str = "contacts";
 
 /// What every request handler of the service shares.
 pub struct ContactsState {
+    /// The outbox's and consumers' gauges, read at each scrape.
+    pub gauges: renkei_bus::metrics::BusGauges,
     pub db: Db,
     pub outbox: Outbox,
     pub nats: async_nats::Client,
@@ -52,7 +54,7 @@ impl Service for Contacts {
         tasks: &mut JoinSet<()>,
         cancel: CancellationToken,
     ) -> anyhow::Result<Contacts> {
-        let renkei_bus::service::Opened { db, outbox } =
+        let renkei_bus::service::Opened { db, outbox, gauges } =
             renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
         let audit = renkei_audit::start(settings, SERVICE, &db, &nats, tasks, &cancel).await?;
         let key = link_key(settings)?;
@@ -64,6 +66,7 @@ impl Service for Contacts {
             outbox: outbox.clone(),
         });
         for spec in events::consumers() {
+            gauges.watch(&spec);
             tasks.spawn(
                 Consumer::new(
                     db.clone(),
@@ -101,6 +104,7 @@ impl Service for Contacts {
 
         Ok(Contacts {
             state: web::Data::new(ContactsState {
+                gauges,
                 audit,
                 db,
                 outbox,
@@ -141,6 +145,23 @@ impl Readiness for ContactsState {
     async fn ready(&self) -> Result<(), String> {
         self.db.ping().await.map_err(|e| format!("{e:#}"))?;
         renkei_web::nats_ready(&self.nats)
+    }
+
+    async fn observe(&self) {
+        self.gauges.observe().await;
+        match crate::store::notifications_by_state(&self.db.read).await {
+            Ok(counts) => {
+                for state in crate::domain::NotificationState::ALL {
+                    let n = counts.get(state.as_str()).copied().unwrap_or(0);
+                    renkei_telemetry::metrics::gauge!(
+                        renkei_telemetry::metrics::NOTIFICATIONS,
+                        "state" => state.as_str(),
+                    )
+                    .set(n as f64);
+                }
+            }
+            Err(error) => tracing::debug!(%error, "notifications not counted for /metrics"),
+        }
     }
 }
 

@@ -23,6 +23,8 @@ pub const SERVICE: &str = "demarcation";
 
 /// What every request handler of the service shares.
 pub struct DemarcationState {
+    /// The outbox's and consumers' gauges, read at each scrape.
+    pub gauges: renkei_bus::metrics::BusGauges,
     pub db: Db,
     pub outbox: Outbox,
     pub nats: async_nats::Client,
@@ -49,7 +51,7 @@ impl Service for Demarcation {
         tasks: &mut JoinSet<()>,
         cancel: CancellationToken,
     ) -> anyhow::Result<Demarcation> {
-        let renkei_bus::service::Opened { db, outbox } =
+        let renkei_bus::service::Opened { db, outbox, gauges } =
             renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
         let audit = renkei_audit::start(settings, SERVICE, &db, &nats, tasks, &cancel).await?;
         store::seed_catalogue(&db).await?;
@@ -66,6 +68,7 @@ impl Service for Demarcation {
             // handled, links skipped (one filter works on every server).
             filter_subjects: vec![],
         };
+        gauges.watch(&spec);
         let handler = Arc::new(RegistryEventsHandler {
             outbox: outbox.clone(),
         });
@@ -97,6 +100,7 @@ impl Service for Demarcation {
 
         Ok(Demarcation {
             state: web::Data::new(DemarcationState {
+                gauges,
                 audit,
                 db,
                 outbox,
@@ -135,5 +139,12 @@ impl Readiness for DemarcationState {
     async fn ready(&self) -> Result<(), String> {
         self.db.ping().await.map_err(|e| format!("{e:#}"))?;
         renkei_web::nats_ready(&self.nats)
+    }
+
+    async fn observe(&self) {
+        self.gauges.observe().await;
+        if let Err(error) = store::observe_consensus(&self.db.read).await {
+            tracing::debug!(%error, "rules consensus not measured for /metrics");
+        }
     }
 }

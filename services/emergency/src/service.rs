@@ -25,6 +25,8 @@ pub const SERVICE: &str = "emergency";
 
 /// What every request handler of the service shares.
 pub struct EmergencyState {
+    /// The outbox's and consumers' gauges, read at each scrape.
+    pub gauges: renkei_bus::metrics::BusGauges,
     pub db: Db,
     pub outbox: Outbox,
     pub nats: async_nats::Client,
@@ -50,7 +52,7 @@ impl Service for Emergency {
         tasks: &mut JoinSet<()>,
         cancel: CancellationToken,
     ) -> anyhow::Result<Emergency> {
-        let renkei_bus::service::Opened { db, outbox } =
+        let renkei_bus::service::Opened { db, outbox, gauges } =
             renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
         let audit = renkei_audit::start(settings, SERVICE, &db, &nats, tasks, &cancel).await?;
         let query_timeout = Duration::from_millis(settings.nats.request_timeout_ms);
@@ -62,6 +64,7 @@ impl Service for Emergency {
         };
         let worker = Arc::new(Notify::new());
         for spec in events::consumers() {
+            gauges.watch(&spec);
             tasks.spawn(
                 Consumer::new(
                     db.clone(),
@@ -83,6 +86,7 @@ impl Service for Emergency {
         );
         Ok(Emergency {
             state: web::Data::new(EmergencyState {
+                gauges,
                 audit,
                 db,
                 outbox,
@@ -123,5 +127,12 @@ impl Readiness for EmergencyState {
     async fn ready(&self) -> Result<(), String> {
         self.db.ping().await.map_err(|e| format!("{e:#}"))?;
         renkei_web::nats_ready(&self.nats)
+    }
+
+    async fn observe(&self) {
+        self.gauges.observe().await;
+        if let Err(error) = crate::store::observe(&self.db.read).await {
+            tracing::debug!(%error, "incidents not counted for /metrics");
+        }
     }
 }

@@ -24,6 +24,8 @@ pub const SERVICE: &str = "registry";
 
 /// What every request handler of the registry shares.
 pub struct RegistryState {
+    /// The outbox's and consumers' gauges, read at each scrape.
+    pub gauges: renkei_bus::metrics::BusGauges,
     pub db: Db,
     pub outbox: Outbox,
     pub index: Arc<RwLock<GraphIndex>>,
@@ -46,7 +48,7 @@ impl Service for Registry {
         tasks: &mut JoinSet<()>,
         cancel: CancellationToken,
     ) -> anyhow::Result<Registry> {
-        let renkei_bus::service::Opened { db, outbox } =
+        let renkei_bus::service::Opened { db, outbox, gauges } =
             renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
         let audit = renkei_audit::start(settings, SERVICE, &db, &nats, tasks, &cancel).await?;
         let index = Arc::new(RwLock::new(store::load_index(&db).await?));
@@ -61,6 +63,7 @@ impl Service for Registry {
             durable: "registry-rules-accepted".into(),
             filter_subjects: vec![subjects::DEMARCATION_RULES_ACCEPTED.into()],
         };
+        gauges.watch(&spec);
         tasks.spawn(
             Consumer::new(
                 db.clone(),
@@ -108,6 +111,7 @@ impl Service for Registry {
 
         Ok(Registry {
             state: web::Data::new(RegistryState {
+                gauges,
                 db,
                 outbox,
                 index,
@@ -145,5 +149,9 @@ impl Readiness for RegistryState {
     async fn ready(&self) -> Result<(), String> {
         self.db.ping().await.map_err(|e| format!("{e:#}"))?;
         renkei_web::nats_ready(&self.nats)
+    }
+
+    async fn observe(&self) {
+        self.gauges.observe().await;
     }
 }

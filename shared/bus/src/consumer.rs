@@ -28,6 +28,8 @@ use sea_orm::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use renkei_telemetry::metrics;
+
 use crate::envelope::Envelope;
 use crate::headers;
 use crate::outbox::Outbox;
@@ -78,9 +80,25 @@ pub trait AtCommit: Send {
     async fn write(self: Box<Self>, txn: &DatabaseTransaction) -> Result<(), sea_orm::DbErr>;
 }
 
+/// What applied events left for their batch's commit.
+#[derive(Default)]
+struct Deferred {
+    /// Written just before the commit, in order.
+    writes: Vec<Box<dyn AtCommit>>,
+    /// Run once the commit succeeded.
+    then: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+impl Deferred {
+    fn extend(&mut self, other: Deferred) {
+        self.writes.extend(other.writes);
+        self.then.extend(other.then);
+    }
+}
+
 tokio::task_local! {
     /// What the event being handled has deferred.
-    static DEFERRED: RefCell<Vec<Box<dyn AtCommit>>>;
+    static DEFERRED: RefCell<Deferred>;
 }
 
 /// Inside an event handler: leaves `write` for the end of the batch's
@@ -90,20 +108,37 @@ pub fn defer<W: AtCommit + 'static>(write: W) -> Result<(), W> {
     let mut write = Some(write);
     let _outside_a_handler = DEFERRED.try_with(|d| {
         let taken = write.take().map(|w| Box::new(w) as Box<dyn AtCommit>);
-        d.borrow_mut().extend(taken);
+        d.borrow_mut().writes.extend(taken);
     });
     write.map_or(Ok(()), Err)
 }
 
-/// Writes what the applied events deferred, in order, then commits.
-async fn commit(
-    txn: DatabaseTransaction,
-    deferred: Vec<Box<dyn AtCommit>>,
-) -> Result<(), sea_orm::DbErr> {
-    for write in deferred {
+/// Inside an event handler: runs `f` once the batch's transaction has
+/// committed, if the event is applied: what an event did is counted in the
+/// metrics once, never for a batch rolled back and redelivered. Elsewhere
+/// `f` runs at once.
+pub fn after_commit(f: impl FnOnce() + Send + 'static) {
+    let mut f = Some(f);
+    let _outside_a_handler = DEFERRED.try_with(|d| {
+        let taken = f.take().map(|f| Box::new(f) as Box<dyn FnOnce() + Send>);
+        d.borrow_mut().then.extend(taken);
+    });
+    if let Some(f) = f {
+        f();
+    }
+}
+
+/// Writes what the applied events deferred, in order, commits, then runs
+/// what waited for the commit.
+async fn commit(txn: DatabaseTransaction, deferred: Deferred) -> Result<(), sea_orm::DbErr> {
+    for write in deferred.writes {
         write.write(&txn).await?;
     }
-    txn.commit().await
+    txn.commit().await?;
+    for then in deferred.then {
+        then();
+    }
+    Ok(())
 }
 
 /// What a service does with one event.
@@ -122,7 +157,8 @@ const BATCH: usize = 256;
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
     pub stream: StreamSpec,
-    /// Durable name, unique per consuming service and purpose.
+    /// Durable name, unique per consuming service and purpose:
+    /// `<service>-<what>` (the first part labels its metrics).
     pub durable: String,
     /// Subjects to receive; empty means the whole stream. More than one
     /// needs a JetStream server of 2.10 or newer.
@@ -163,6 +199,12 @@ impl<H: EventHandler> Consumer<H> {
         for notify in &self.after_commit {
             notify.notify_one();
         }
+    }
+
+    /// The service consuming: durable names are `<service>-<what>`.
+    fn service(&self) -> String {
+        let durable = &self.spec.durable;
+        durable.split('-').next().unwrap_or(durable).to_owned()
     }
 
     /// `outbox` is woken after each commit, for handlers that stage events.
@@ -224,6 +266,8 @@ impl<H: EventHandler> Consumer<H> {
         let consumer = stream
             .get_or_create_consumer(&self.spec.durable, config)
             .await?;
+        // Shown from the start (at 0), so an alert on its rate has a series.
+        metrics::counter!(metrics::CONSUMER_REDELIVERIES, "service" => self.service(), "consumer" => self.spec.durable.clone()).increment(0);
         let mut messages = consumer
             .stream()
             .heartbeat(Duration::from_secs(5))
@@ -295,7 +339,7 @@ impl<H: EventHandler> Consumer<H> {
             }
         };
         let mut outcomes = Vec::with_capacity(decoded.len());
-        let mut deferred = Vec::new();
+        let mut deferred = Deferred::default();
         for (message, envelope) in decoded {
             let span = tracing::info_span!(
                 "consume",
@@ -318,6 +362,16 @@ impl<H: EventHandler> Consumer<H> {
             self.woken_after_commit();
         }
         for (message, span, result) in outcomes {
+            if message.info().is_ok_and(|info| info.delivered > 1) {
+                metrics::counter!(metrics::CONSUMER_REDELIVERIES, "service" => self.service(), "consumer" => self.spec.durable.clone()).increment(1);
+            }
+            let outcome = match (&committed, &result) {
+                (Ok(()), Ok(Applied::Handled)) => "handled",
+                (Ok(()), Ok(Applied::Duplicate)) => "duplicate",
+                (Ok(()), Err(HandlerError::Permanent(_))) => "rejected",
+                _ => "retry",
+            };
+            metrics::counter!(metrics::EVENTS_HANDLED, "service" => self.service(), "consumer" => self.spec.durable.clone(), "outcome" => outcome).increment(1);
             let ack = match (&committed, &result) {
                 (Ok(()), Ok(applied)) => {
                     span.record("outcome", tracing::field::debug(applied));
@@ -352,7 +406,7 @@ impl<H: EventHandler> Consumer<H> {
         &self,
         txn: &DatabaseTransaction,
         envelope: &Envelope,
-        deferred: &mut Vec<Box<dyn AtCommit>>,
+        deferred: &mut Deferred,
     ) -> Result<Applied, HandlerError> {
         let savepoint = txn.begin().await?;
         let marker = entity::ActiveModel {
@@ -390,7 +444,7 @@ impl<H: EventHandler> Consumer<H> {
     /// Applies one event exactly once, whatever the number of deliveries.
     pub async fn apply(&self, envelope: &Envelope) -> Result<Applied, HandlerError> {
         let txn = self.db.write.begin().await?;
-        let mut deferred = Vec::new();
+        let mut deferred = Deferred::default();
         let applied = self.apply_in(&txn, envelope, &mut deferred).await?;
         commit(txn, deferred).await?;
         if applied == Applied::Handled {

@@ -7,6 +7,7 @@
 //!   describe and relayed to JetStream with `Nats-Msg-Id` = event id.
 //! - [`consumer`]: durable consumers that record handled event ids in the same
 //!   transaction as their effect, and ack only after it commits.
+//! - [`metrics`]: outbox backlog and consumer lag for `/metrics`.
 //! - [`query`]: typed request/reply with timeouts.
 //! - [`nats`]: connecting and declaring streams, safe at every start.
 //! - [`service`]: what every service opens at start (database, streams, relay).
@@ -15,6 +16,7 @@ pub mod consumer;
 pub mod contracts;
 pub mod envelope;
 pub mod headers;
+pub mod metrics;
 pub mod migrations;
 pub mod nats;
 pub mod outbox;

@@ -178,6 +178,7 @@ impl Outbox {
         settings: &renkei_settings::OutboxSettings,
     ) -> Relay {
         Relay {
+            source: self.source,
             db,
             js: async_nats::jetstream::new(client.clone()),
             client,
@@ -206,6 +207,8 @@ const MARK_DELAY: Duration = Duration::from_millis(100);
 /// Publishes staged events in order. Several replicas may run one each on
 /// PostgreSQL: rows are claimed with `FOR UPDATE SKIP LOCKED`.
 pub struct Relay {
+    /// The service whose events these are (metrics).
+    source: &'static str,
     db: Db,
     js: async_nats::jetstream::Context,
     client: async_nats::Client,
@@ -390,10 +393,17 @@ impl Relay {
                 Err(e) => return Err((i, e.into())),
             }
         }
+        let lag = renkei_telemetry::metrics::histogram!(
+            renkei_telemetry::metrics::OUTBOX_RELAY_LAG,
+            "service" => self.source
+        );
         for (i, ack) in pending.into_iter().enumerate() {
             if let Err(e) = ack.await {
                 return Err((i, e.into()));
             }
+            lag.record(renkei_telemetry::metrics::seconds(
+                Utc::now() - rows[i].created_at,
+            ));
         }
         Ok(rows.len())
     }

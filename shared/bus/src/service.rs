@@ -8,6 +8,7 @@ use sea_orm_migration::MigratorTrait;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::BusGauges;
 use crate::outbox::Outbox;
 use crate::subjects::STREAMS;
 
@@ -15,6 +16,8 @@ use crate::subjects::STREAMS;
 pub struct Opened {
     pub db: Db,
     pub outbox: Outbox,
+    /// The outbox's gauges; consumers are added with [`BusGauges::watch`].
+    pub gauges: BusGauges,
 }
 
 /// Migrates `service`'s database with `M`, declares the streams and starts
@@ -40,5 +43,6 @@ pub async fn open<M: MigratorTrait>(
             .relay(db.clone(), nats.clone(), &settings.outbox)
             .run(cancel.clone()),
     );
-    Ok(Opened { db, outbox })
+    let gauges = BusGauges::new(service, db.clone(), nats.clone());
+    Ok(Opened { db, outbox, gauges })
 }

@@ -6,6 +6,8 @@
 //! `inject`/`extract` helpers carry that context across process boundaries
 //! (NATS headers, HTTP headers, outbox rows) as plain string pairs.
 
+pub mod metrics;
+
 use std::collections::HashMap;
 
 use anyhow::Context as _;

@@ -5,6 +5,8 @@
 //! - [`json`]: a JSON body extractor whose errors name the field at fault,
 //!   with backstop bounds on string lengths and nesting.
 //! - [`limits`]: per-organisation rate limits (429 with `Retry-After`).
+//! - `/metrics`: Prometheus text, with a request histogram by service,
+//!   route and status.
 //! - [`pagination`]: capped, cursor-based pages.
 //! - [`server`]: the HTTP server shared by a service binary and `renkei up`:
 //!   health, readiness, OpenAPI, request ids, body limits, rate limits and
@@ -14,6 +16,7 @@ pub mod error;
 pub mod identity;
 pub mod json;
 pub mod limits;
+mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod platforms;

@@ -10,7 +10,7 @@
 //!   flood cannot starve the server; it still gets its 401 from the handler.
 //!   Behind a reverse proxy every token-less request shares the proxy's
 //!   bucket.
-//! - `/healthz` and `/readyz` are never limited; `/openapi.json` and the
+//! - `/healthz`, `/readyz` and `/metrics` are never limited; `/openapi.json` and the
 //!   public acknowledgement pages (`/ack/{token}`) only by peer address.
 //!
 //! Over the limit: a 429 problem with `Retry-After` (whole seconds, at least
@@ -188,9 +188,9 @@ fn whole_seconds(wait: Duration) -> u64 {
     secs.max(1)
 }
 
-/// Paths never limited (probes).
+/// Paths never limited (probes and the metrics scrape).
 fn unlimited(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz")
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
 /// Paths limited by peer address only, whoever calls them.

@@ -28,9 +28,12 @@ pub trait ServiceModule: Send + Sync + 'static {
     fn openapi(&self) -> utoipa::openapi::OpenApi;
     /// Ready to serve: its database and NATS answer.
     async fn ready(&self) -> Result<(), String>;
+    /// Sets the gauges of its state (backlogs, open incidents…) just before
+    /// `/metrics` is rendered.
+    async fn observe(&self) {}
 }
 
-struct Modules(Vec<Arc<dyn ServiceModule>>);
+pub(crate) struct Modules(pub(crate) Vec<Arc<dyn ServiceModule>>);
 
 /// Starts serving `modules` on `listener`, with the body limit of `http`
 /// and the per-organisation limits of `rate_limit` (one set of buckets for
@@ -44,6 +47,8 @@ pub fn serve(
     verifier: Arc<TokenVerifier>,
 ) -> anyhow::Result<Server> {
     let openapi = web::Data::new(openapi_document(&modules));
+    renkei_telemetry::metrics::install();
+    let owners = web::Data::new(crate::metrics::RouteOwners::of(&modules));
     let modules = web::Data::new(Modules(modules));
     let verifier = web::Data::new(verifier);
     let limits = web::Data::new(RateLimits::new(rate_limit));
@@ -55,6 +60,7 @@ pub fn serve(
             .app_data(verifier.clone())
             .app_data(limits.clone())
             .app_data(openapi.clone())
+            .app_data(owners.clone())
             .app_data(web::PayloadConfig::new(limit))
             .app_data(BodyLimit(limit))
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
@@ -76,6 +82,7 @@ pub fn serve(
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/openapi.json", web::get().to(openapi_json))
+            .route("/metrics", web::get().to(crate::metrics::serve_metrics))
             .configure(|cfg| {
                 for module in &modules_for_routes.0 {
                     module.configure(cfg);
@@ -176,8 +183,21 @@ pub(crate) async fn trace_request(
         }
     }
     renkei_telemetry::adopt(&span, &carrier);
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let owners = req
+        .app_data::<web::Data<crate::metrics::RouteOwners>>()
+        .cloned();
     let mut response = next.call(req).instrument(span.clone()).await?;
     span.record("http.status_code", response.status().as_u16());
+    if let Some(owners) = owners {
+        owners.record(
+            method.as_str(),
+            route.as_deref(),
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+    }
     span.in_scope(|| log_refusal(&response));
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
@@ -257,6 +277,9 @@ impl Runtime {
         name: &str,
     ) -> anyhow::Result<Runtime> {
         use anyhow::Context as _;
+        // Before any service starts, so what they record from the first
+        // moment (consumers binding, the relay's first publish) is kept.
+        renkei_telemetry::metrics::install();
         let nats = renkei_bus::nats::connect(&settings.nats, name).await?;
         renkei_bus::nats::wait_for_jetstream(&nats, std::time::Duration::from_secs(30))
             .await
@@ -361,6 +384,8 @@ pub async fn shutdown_signal() {
 pub trait Readiness: Send + Sync + 'static {
     /// Ready to serve: its database and NATS answer.
     async fn ready(&self) -> Result<(), String>;
+    /// Sets the gauges of this state just before `/metrics` is rendered.
+    async fn observe(&self) {}
 }
 
 /// The usual [`ServiceModule`]: a name, the state every handler shares, the
@@ -389,6 +414,10 @@ impl<S: Readiness> ServiceModule for Module<S> {
 
     async fn ready(&self) -> Result<(), String> {
         self.state.ready().await
+    }
+
+    async fn observe(&self) {
+        self.state.observe().await
     }
 }
 

@@ -31,6 +31,8 @@ use uuid::Uuid;
 use crate::channels::{Channels, Outgoing, SendError};
 use crate::domain::message::message_text;
 use crate::domain::notification::backoff;
+use renkei_telemetry::metrics;
+
 use crate::domain::{Channel, DeliveryState, Detail, Language, Notice, OrgState};
 use crate::links::AckLinks;
 use crate::store::{self, attempt, delivery, notification, recipient};
@@ -404,11 +406,17 @@ impl Dispatcher {
             self.delivered(&txn, &delivered, lease, now).await?;
         }
         let mut dead_steps = false;
+        let mut counted: Vec<(&Outcome, &'static str)> = outcomes
+            .iter()
+            .filter(|o| o.result.is_ok())
+            .map(|o| (o, "delivered"))
+            .collect();
         for o in outcomes.iter().filter(|o| o.result.is_err()) {
             let attempts = o.delivery.attempts + 1;
             let error = o.result.as_ref().err().map(ToString::to_string);
             let permanent = matches!(o.result, Err(SendError::Permanent(_)));
             let gave_up = permanent || attempts as u32 >= self.settings.max_attempts;
+            counted.push((o, if gave_up { "failed" } else { "retry" }));
             let mut update = delivery::Entity::update_many()
                 .col_expr(delivery::Column::Attempts, Expr::value(attempts))
                 .col_expr(delivery::Column::LastError, Expr::value(error))
@@ -454,6 +462,15 @@ impl Dispatcher {
             }
         }
         self.outbox.commit(txn).await?;
+        for (o, outcome) in counted {
+            metrics::counter!(
+                metrics::NOTIFICATIONS_DELIVERED,
+                "organization_id" => o.delivery.org_id.to_string(),
+                "channel" => o.delivery.channel.clone(),
+                "outcome" => outcome,
+            )
+            .increment(1);
+        }
         if dead_steps {
             self.timer.notify_one();
         }

@@ -59,6 +59,8 @@ impl Timer {
             let moved = escalation::advance_due(&txn, &self.outbox, now, BATCH).await?;
             let drilled = drills::run_due(&txn, &self.outbox, now).await?;
             self.outbox.commit(txn).await?;
+            renkei_telemetry::metrics::counter!(renkei_telemetry::metrics::ESCALATIONS)
+                .increment(moved as u64);
             if moved + drilled > 0 {
                 tracing::info!(moved, drilled, "escalation steps entered");
                 self.dispatch.notify_one();

@@ -165,3 +165,19 @@ pub async fn platforms_operated_by<C: ConnectionTrait>(
         .map(|s| s.id)
         .collect())
 }
+
+/// How many notifications stand in each state (for `/metrics`).
+pub async fn notifications_by_state<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<HashMap<String, i64>, DbErr> {
+    use sea_orm::QuerySelect;
+    let rows: Vec<(String, i64)> = notification::Entity::find()
+        .select_only()
+        .column(notification::Column::State)
+        .column_as(notification::Column::Id.count(), "n")
+        .group_by(notification::Column::State)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}

@@ -270,3 +270,58 @@ pub async fn org_names<C: ConnectionTrait>(
     }
     Ok(names)
 }
+
+/// Sets, for every platform that has rules, the gauges of its open
+/// proposal (0 or 1) and of the positions taken on it (`accepted`,
+/// `objected`, and `silent` for those yet to answer); all 0 without one.
+pub async fn observe_consensus<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
+    use renkei_telemetry::metrics;
+    use sea_orm::QuerySelect;
+    let versions: Vec<(Uuid, Uuid, String)> = rule_version::Entity::find()
+        .select_only()
+        .column(rule_version::Column::PlatformId)
+        .column(rule_version::Column::Id)
+        .column(rule_version::Column::State)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let proposed: HashMap<Uuid, Uuid> = versions
+        .iter()
+        .filter(|(_, _, state)| state == VersionState::Proposed.as_str())
+        .map(|(platform, id, _)| (*id, *platform))
+        .collect();
+    let positions: Vec<(Uuid, String, i64)> = rule_party::Entity::find()
+        .select_only()
+        .column(rule_party::Column::VersionId)
+        .column(rule_party::Column::Position)
+        .column_as(rule_party::Column::VersionId.count(), "n")
+        .filter(rule_party::Column::VersionId.is_in(proposed.keys().copied()))
+        .group_by(rule_party::Column::VersionId)
+        .group_by(rule_party::Column::Position)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let platforms: HashSet<Uuid> = versions.iter().map(|(p, _, _)| *p).collect();
+    for platform in platforms {
+        let open = proposed
+            .iter()
+            .find(|(_, p)| **p == platform)
+            .map(|(v, _)| *v);
+        let label = platform.to_string();
+        metrics::gauge!(metrics::RULES_PROPOSALS_OPEN, "platform_id" => label.clone())
+            .set(f64::from(u8::from(open.is_some())));
+        for position in Position::ALL {
+            let n = positions
+                .iter()
+                .find(|(v, p, _)| Some(*v) == open && p == position.as_str())
+                .map_or(0, |(_, _, n)| *n);
+            let response = match position {
+                Position::Pending => "silent",
+                other => other.as_str(),
+            };
+            metrics::gauge!(metrics::RULES_RESPONSES, "platform_id" => label.clone(), "response" => response)
+                .set(n as f64);
+        }
+    }
+    Ok(())
+}

@@ -16,13 +16,16 @@ use renkei_bus::contracts::registry as registry_events;
 use renkei_bus::envelope::PayloadMismatch;
 use renkei_bus::registry_copy::{self, Applied};
 use renkei_bus::{ConsumerSpec, Envelope, EventHandler, HandlerError};
+use renkei_telemetry::metrics;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::assessment;
-use crate::store::{self, Entry, advisory_recipient, affected, message_recipient};
+use crate::store::{self, Entry, advisory_recipient, affected, incident, message_recipient};
 
 /// The durable consumers of the service, one per stream it reads.
 pub fn consumers() -> Vec<ConsumerSpec> {
@@ -183,6 +186,27 @@ impl EventHandler for EmergencyEventsHandler {
     }
 }
 
+/// Records in `histogram` the time from `incident_id`'s declaration to
+/// `at`, once the event's transaction has committed.
+async fn since_declared(
+    txn: &DatabaseTransaction,
+    incident_id: Uuid,
+    at: DateTime<Utc>,
+    histogram: &'static str,
+) -> Result<(), DbErr> {
+    let declared = incident::Entity::find_by_id(incident_id)
+        .select_only()
+        .column(incident::Column::DeclaredAt)
+        .into_tuple::<DateTime<Utc>>()
+        .one(txn)
+        .await?;
+    if let Some(declared) = declared {
+        let took = metrics::seconds(at - declared);
+        renkei_bus::consumer::after_commit(move || metrics::histogram!(histogram).record(took));
+    }
+    Ok(())
+}
+
 async fn spread_alert(
     txn: &DatabaseTransaction,
     incident_id: Uuid,
@@ -210,6 +234,9 @@ async fn spread_alert(
                 .exec(txn)
                 .await?
                 .rows_affected;
+            if first > 0 {
+                since_declared(txn, incident_id, at, metrics::INCIDENT_FIRST_DELIVERY).await?;
+            }
             if first == 0 {
                 row(affected::Entity::update_many())
                     .col_expr(affected::Column::Step, Expr::value(step as i32))
@@ -220,12 +247,16 @@ async fn spread_alert(
             None
         }
         Happened::Acknowledged { at, by, step, via } => {
-            row(affected::Entity::update_many())
+            let first = row(affected::Entity::update_many())
                 .col_expr(affected::Column::AcknowledgedAt, Expr::value(at))
                 .col_expr(affected::Column::AcknowledgedBy, Expr::value(by.clone()))
                 .filter(affected::Column::AcknowledgedAt.is_null())
                 .exec(txn)
-                .await?;
+                .await?
+                .rows_affected;
+            if first > 0 {
+                since_declared(txn, incident_id, at, metrics::INCIDENT_ACKNOWLEDGEMENT).await?;
+            }
             Some(Entry {
                 kind: "acknowledged",
                 actor: "renkei",

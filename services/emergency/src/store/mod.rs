@@ -80,3 +80,45 @@ pub async fn append<C: ConnectionTrait>(
     }
     Ok(())
 }
+
+/// Sets the gauges of open incidents by severity (1–4) and of the nearest
+/// initial report still owed (+Inf when none is).
+pub async fn observe<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
+    use renkei_telemetry::metrics;
+    use sea_orm::QuerySelect;
+    let open: Vec<(i32, i64)> = incident::Entity::find()
+        .select_only()
+        .column(incident::Column::Severity)
+        .column_as(incident::Column::Id.count(), "n")
+        .filter(incident::Column::ClosedAt.is_null())
+        .group_by(incident::Column::Severity)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    for severity in 1..=4 {
+        let n = open
+            .iter()
+            .find(|(s, _)| *s == severity)
+            .map_or(0, |(_, n)| *n);
+        metrics::gauge!(metrics::OPEN_INCIDENTS, "severity" => severity.to_string()).set(n as f64);
+    }
+    let nearest: Option<chrono::DateTime<chrono::Utc>> = incident::Entity::find()
+        .select_only()
+        .column(incident::Column::ReportDueAt)
+        .filter(incident::Column::ClosedAt.is_null())
+        .filter(incident::Column::ReportDueAt.is_not_null())
+        .order_by_asc(incident::Column::ReportDueAt)
+        .into_tuple::<Option<chrono::DateTime<chrono::Utc>>>()
+        .one(conn)
+        .await?
+        .flatten();
+    let gauge = metrics::gauge!(metrics::REPORT_DEADLINE_NEAREST);
+    match nearest {
+        Some(due) => {
+            gauge.set((due - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0);
+        }
+        // None owed: far away, so no alert on "deadline near" fires.
+        None => gauge.set(f64::INFINITY),
+    }
+    Ok(())
+}
