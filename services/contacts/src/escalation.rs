@@ -23,6 +23,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::domain::policy::recipients;
@@ -201,6 +202,10 @@ async fn open_one<C: ConnectionTrait>(
         ack_required: Set(opening.ack_required),
         created_at: Set(now),
         updated_at: Set(now),
+        trace_headers: Set(serde_json::to_string(&renkei_telemetry::inject(
+            &tracing::Span::current(),
+        ))
+        .ok()),
     })
     .exec_without_returning(conn)
     .await?;
@@ -551,6 +556,23 @@ pub async fn refresh_state<C: ConnectionTrait>(
 }
 
 /// What a contacts event says about the notification `n` for `org`.
+/// The trace context `n` was opened in (empty for notifications older
+/// than traces kept with them).
+pub fn trace_of(n: &notification::Model) -> renkei_telemetry::Carrier {
+    n.trace_headers
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+/// `span`, made a span of `n`'s trace: what happens to a notification
+/// (each delivery, each acknowledgement) continues the trace of the flow
+/// that opened it, across services.
+pub fn in_trace_of(n: &notification::Model, span: tracing::Span) -> tracing::Span {
+    renkei_telemetry::adopt(&span, &trace_of(n));
+    span
+}
+
 pub fn reference(n: &notification::Model, org: Uuid) -> NotificationRef {
     NotificationRef {
         notification_id: n.id,
@@ -671,6 +693,16 @@ pub async fn acknowledge<C: ConnectionTrait>(
     )
     .await?;
     let n = notification_of(conn, &r).await?;
+    let span = in_trace_of(
+        &n,
+        tracing::info_span!(
+            "notification.acknowledged",
+            notification_id = %n.id,
+            incident_id = n.incident_id.map(tracing::field::display),
+            organization_id = %r.org_id,
+            via,
+        ),
+    );
     outbox
         .stage(
             conn,
@@ -684,6 +716,7 @@ pub async fn acknowledge<C: ConnectionTrait>(
                 latency_ms: (now - n.created_at).num_milliseconds(),
             },
         )
+        .instrument(span)
         .await?;
     refresh_state(conn, n.id, now).await?;
     let updated = recipient::Entity::find_by_id(r.id)

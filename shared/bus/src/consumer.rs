@@ -345,7 +345,9 @@ impl<H: EventHandler> Consumer<H> {
                 "consume",
                 durable = %self.spec.durable,
                 subject = %envelope.subject,
+                event_type = %envelope.event_type,
                 event_id = %envelope.id,
+                organization_id = envelope.organization_id.map(tracing::field::display),
                 outcome = tracing::field::Empty,
             );
             renkei_telemetry::adopt(&span, &headers::from_headers(message.headers.as_ref()));

@@ -45,6 +45,9 @@ pub struct Outgoing {
     pub sent_at: DateTime<Utc>,
     pub incident_id: Option<Uuid>,
     pub platform_id: Option<Uuid>,
+    /// The notification's trace: the attempt is a span of it.
+    #[serde(skip)]
+    pub trace: renkei_telemetry::Carrier,
 }
 
 /// Why an attempt failed.

@@ -316,6 +316,7 @@ impl Dispatcher {
                                 sent_at: now,
                                 incident_id: n.incident_id,
                                 platform_id: n.platform_id,
+                                trace: crate::escalation::trace_of(n),
                             },
                         ))
                     }
@@ -358,10 +359,21 @@ impl Dispatcher {
                 let span = tracing::info_span!(
                     "deliver",
                     delivery_id = %delivery.id,
+                    notification_id = %message.notification_id,
+                    incident_id = message.incident_id.map(tracing::field::display),
+                    organization_id = %delivery.org_id,
                     channel = %delivery.channel,
                     attempt = delivery.attempts + 1,
+                    outcome = tracing::field::Empty,
                 );
-                tracing::Instrument::instrument(self.channels.send(&channel, &message), span).await
+                renkei_telemetry::adopt(&span, &message.trace);
+                let sent = tracing::Instrument::instrument(
+                    self.channels.send(&channel, &message),
+                    span.clone(),
+                )
+                .await;
+                span.record("outcome", if sent.is_ok() { "delivered" } else { "failed" });
+                sent
             }
             Err(e) => Err(e),
         };
@@ -548,6 +560,7 @@ impl Dispatcher {
                 && let Some(n) = notifications.get(&r.notification_id)
             {
                 events.push((
+                    n,
                     Some(r.org_id),
                     NotificationDelivered {
                         about: crate::escalation::reference(n, r.org_id),
@@ -627,7 +640,20 @@ impl Dispatcher {
         for notification_id in settled {
             crate::escalation::refresh_state(conn, notification_id, now).await?;
         }
-        self.outbox.stage_many(conn, &events).await?;
+        // Each announcement continues its notification's trace.
+        for (n, org, event) in events {
+            let span = crate::escalation::in_trace_of(
+                n,
+                tracing::info_span!(
+                    "notification.delivered",
+                    notification_id = %n.id,
+                    incident_id = n.incident_id.map(tracing::field::display),
+                    organization_id = org.map(tracing::field::display),
+                    channel = %event.channel,
+                ),
+            );
+            tracing::Instrument::instrument(self.outbox.stage(conn, org, &event), span).await?;
+        }
         Ok(())
     }
 

@@ -113,6 +113,10 @@ pub mod notification {
         pub ack_required: bool,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// Trace context (W3C, as JSON) of the event that opened it: its
+        /// deliveries and acknowledgements continue that trace.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub trace_headers: Option<String>,
     }
 
     no_relations!();

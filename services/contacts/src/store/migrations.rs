@@ -45,6 +45,11 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(markings()));
         // The audit record: its log and the chain head every append locks.
         all.extend(renkei_audit::store::migrations());
+        all.push(Box::new(AddColumn {
+            name: "m20261127_000413_add_notifications_trace_headers",
+            table: "notifications",
+            column: ColumnDef::new("trace_headers").text().null().to_owned(),
+        }));
         all
     }
 }

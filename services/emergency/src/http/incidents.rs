@@ -15,6 +15,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde_json::json;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::PageParamsDoc;
@@ -230,12 +231,17 @@ pub(super) async fn declare(
     }
     let assessor = state.assessor.clone();
     let worker = state.worker.clone();
-    tokio::spawn(async move {
-        if let Err(error) = assessor.make_tasks(id).await {
-            tracing::warn!(%error, "playbook tasks not made yet; the worker will retry");
-            worker.notify_one();
+    // In the declaration's trace: asking demarcation for the owners is part
+    // of the flow this request started.
+    tokio::spawn(
+        async move {
+            if let Err(error) = assessor.make_tasks(id).await {
+                tracing::warn!(%error, "playbook tasks not made yet; the worker will retry");
+                worker.notify_one();
+            }
         }
-    });
+        .in_current_span(),
+    );
     let inc = incident::Entity::find_by_id(id)
         .one(&state.db.write)
         .await
