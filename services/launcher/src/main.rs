@@ -7,6 +7,7 @@
 //! at a plain `nats://` URL (never for a bus with TLS or credentials).
 
 mod audit;
+mod cli;
 mod local_nats;
 
 use std::path::PathBuf;
@@ -70,6 +71,63 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Organisations of a running deployment.
+    Org {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::org::OrgCommand,
+    },
+    /// Platforms and linked systems.
+    System {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::system::SystemCommand,
+    },
+    /// Links between systems.
+    Link {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::link::LinkCommand,
+    },
+    /// Import a platform's organisations, systems and links from YAML or
+    /// CSV: all validated first, nothing duplicated on re-run.
+    Import {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(flatten)]
+        args: cli::import::ImportArgs,
+    },
+    /// Common rules: draft, propose, consensus, accept or object.
+    Rules {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::rules::RulesCommand,
+    },
+    /// The contacts directory.
+    Contact {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::contact::ContactCommand,
+    },
+    /// Incidents: declare, follow, acknowledge, report.
+    Incident {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::incident::IncidentCommand,
+    },
+    /// Contact drills.
+    Drill {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::drill::DrillCommand,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -98,6 +156,30 @@ fn settings(
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Audit { command } => audit::run(command).await,
+        Command::Org { remote, command } => {
+            cli::finish(async { cli::org::run(&cli::Client::new(&remote)?, command).await }.await)
+        }
+        Command::System { remote, command } => cli::finish(
+            async { cli::system::run(&cli::Client::new(&remote)?, command).await }.await,
+        ),
+        Command::Link { remote, command } => {
+            cli::finish(async { cli::link::run(&cli::Client::new(&remote)?, command).await }.await)
+        }
+        Command::Import { remote, args } => {
+            cli::finish(async { cli::import::run(&cli::Client::new(&remote)?, args).await }.await)
+        }
+        Command::Rules { remote, command } => {
+            cli::finish(async { cli::rules::run(&cli::Client::new(&remote)?, command).await }.await)
+        }
+        Command::Contact { remote, command } => cli::finish(
+            async { cli::contact::run(&cli::Client::new(&remote)?, command).await }.await,
+        ),
+        Command::Incident { remote, command } => cli::finish(
+            async { cli::incident::run(&cli::Client::new(&remote)?, command).await }.await,
+        ),
+        Command::Drill { remote, command } => {
+            cli::finish(async { cli::drill::run(&cli::Client::new(&remote)?, command).await }.await)
+        }
         Command::Up {
             listen,
             data_dir,
