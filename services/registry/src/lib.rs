@@ -7,12 +7,14 @@
 //! - [`store`]: tables, migrations, loading the index;
 //! - [`events`]: what is published, consumed and answered over NATS;
 //! - [`http`]: the `/v1` API;
+//! - [`replica`]: this replica's index kept in step with the others';
 //! - [`service`]: wiring it all into a running service.
 
 pub mod access;
 pub mod domain;
 pub mod events;
 pub mod http;
+pub mod replica;
 pub mod service;
 pub mod store;
 

@@ -18,7 +18,7 @@ use utoipa::OpenApi as _;
 
 use crate::domain::GraphIndex;
 use crate::events::{self, RulesAcceptedHandler};
-use crate::store::{self, migrations::Migrator};
+use crate::store::migrations::Migrator;
 
 pub const SERVICE: &str = "registry";
 
@@ -51,7 +51,15 @@ impl Service for Registry {
         let renkei_bus::service::Opened { db, outbox, gauges } =
             renkei_bus::service::open::<Migrator>(settings, SERVICE, &nats, tasks, &cancel).await?;
         let audit = renkei_audit::start(settings, SERVICE, &db, &nats, tasks, &cancel).await?;
-        let index = Arc::new(RwLock::new(store::load_index(&db).await?));
+        // This replica's index, kept in step with every replica's changes.
+        let (index, changes) = crate::replica::open(&db, &nats).await?;
+        tasks.spawn(crate::replica::follow(
+            db.clone(),
+            nats.clone(),
+            index.clone(),
+            changes,
+            cancel.clone(),
+        ));
 
         let handler = Arc::new(RulesAcceptedHandler {
             db: db.clone(),

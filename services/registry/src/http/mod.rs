@@ -127,6 +127,18 @@ async fn create_organization(
     Ok(HttpResponse::Created().json(Organization::from(saved)))
 }
 
+/// Systems named by a request that this replica's index does not hold
+/// yet (made through another replica a moment ago) are read from the
+/// database first.
+async fn caught_up(
+    state: &RegistryState,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<(), ApiError> {
+    crate::replica::catch_up(&state.db, &state.index, ids)
+        .await
+        .map_err(db)
+}
+
 /// Organisations `who` may see: everything for readers of everything, else
 /// its own and those sharing a platform with it.
 fn visible_orgs(state: &RegistryState, who: &Identity) -> Option<HashSet<Uuid>> {
@@ -236,6 +248,7 @@ async fn create_system(
             let platform_id = body.platform_id.ok_or_else(|| {
                 ApiError::invalid("platform_id", "is required for a linked system")
             })?;
+            caught_up(&state, [platform_id]).await?;
             let index = state.index.read();
             let platform = index
                 .system(platform_id)
@@ -341,6 +354,7 @@ async fn get_system(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, "system")?;
+    caught_up(&state, [id]).await?;
     access::readable(&who, &state.index.read(), id)?;
     let model = system::Entity::find_by_id(id)
         .one(&state.db.read)
@@ -360,6 +374,7 @@ async fn update_system(
     ValidJson(body): ValidJson<UpdateSystem>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, "system")?;
+    caught_up(&state, [id]).await?;
     {
         let index = state.index.read();
         let node = access::readable(&who, &index, id)?;
@@ -478,6 +493,7 @@ async fn change_lifecycle(
     ValidJson(body): ValidJson<ChangeLifecycle>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, "system")?;
+    caught_up(&state, [id]).await?;
     {
         let index = state.index.read();
         let node = access::readable(&who, &index, id)?;
@@ -523,6 +539,7 @@ async fn blast_radius(
                 invalid(e)
             }
         })?;
+    caught_up(&state, [id]).await?;
     let index = state.index.read();
     access::readable(&who, &index, id)?;
     let reached = index
@@ -562,6 +579,7 @@ async fn create_link(
             "a link joins two different systems",
         ));
     }
+    caught_up(&state, [body.from_system_id, body.to_system_id]).await?;
     let platform_id = {
         let index = state.index.read();
         let from = access::readable(&who, &index, body.from_system_id)
@@ -683,6 +701,7 @@ async fn delete_link(
         .await
         .map_err(db)?
         .ok_or(ApiError::NotFound("link"))?;
+    caught_up(&state, [existing.platform_id]).await?;
     let platform_owner = {
         let index = state.index.read();
         if !access::can_read_platform(&who, &index, existing.platform_id) {
