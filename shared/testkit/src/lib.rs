@@ -128,23 +128,37 @@ impl TestDb {
                     postgres: None,
                 })
             }
-            Some(admin) => {
-                let name = format!("renkei_test_{}", uuid::Uuid::now_v7().simple());
-                let conn = Database::connect(&admin)
-                    .await
-                    .context("RENKEI_TEST_DATABASE_URL is not reachable")?;
-                conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await?;
-                conn.close().await.ok();
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-                let url = format!("{base}/{name}");
-                Ok(TestDb {
-                    url,
-                    _dir: dir,
-                    postgres: Some((admin, name)),
-                })
-            }
+            Some(admin) => TestDb::created_in(admin, dir).await,
         }
+    }
+
+    /// PostgreSQL whatever the pass: `RENKEI_TEST_DATABASE_URL` when it is
+    /// PostgreSQL, else the machine's server (127.0.0.1:5432, as
+    /// `tests/run` requires), for tests of what only a shared database
+    /// does (replicas of a service in several processes).
+    pub async fn postgres() -> anyhow::Result<TestDb> {
+        let admin = std::env::var("RENKEI_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| u.starts_with("postgres"))
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        TestDb::created_in(admin, tempfile::tempdir()?).await
+    }
+
+    async fn created_in(admin: String, dir: TempDir) -> anyhow::Result<TestDb> {
+        let name = format!("renkei_test_{}", uuid::Uuid::now_v7().simple());
+        let conn = Database::connect(&admin)
+            .await
+            .with_context(|| format!("PostgreSQL is not reachable at {admin}"))?;
+        conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await?;
+        conn.close().await.ok();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        Ok(TestDb {
+            url,
+            _dir: dir,
+            postgres: Some((admin, name)),
+        })
     }
 
     pub fn is_postgres(&self) -> bool {
