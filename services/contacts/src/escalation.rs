@@ -820,7 +820,18 @@ pub async fn advance_due<C: ConnectionTrait>(
             .iter()
             .map(|(at, why)| (Some(r.org_id), escalated_event(about.clone(), *at, why)))
             .collect();
-        outbox.stage_many(conn, &events).await?;
+        // The escalation continues the trace of the flow that opened it.
+        let span = in_trace_of(
+            &n,
+            tracing::info_span!(
+                "notification.escalated",
+                notification_id = %n.id,
+                incident_id = n.incident_id.map(tracing::field::display),
+                organization_id = %r.org_id,
+                step = plan.position.step + 1,
+            ),
+        );
+        outbox.stage_many(conn, &events).instrument(span).await?;
         let rows = plan.deliveries(
             &Target {
                 notification_id: r.notification_id,
