@@ -854,6 +854,13 @@ impl World {
             ("GET", "/v1/organizations/{id}") => {
                 Call::get("registry", format!("/v1/organizations/{a}"))
             }
+            // A's name keeps the marker members of P1 may see.
+            ("PATCH", "/v1/organizations/{id}") => Call::new(
+                M::PATCH,
+                "registry",
+                format!("/v1/organizations/{a}"),
+                Some(json!({"name": format!("Agency A {} {n}", self.mark.platform)})),
+            ),
             ("POST", "/v1/systems") => Call::new(
                 M::POST,
                 "registry",

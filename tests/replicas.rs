@@ -335,6 +335,44 @@ async fn two_replicas_of_each_service_handle_every_event_and_fire_every_timer_on
         }
     }
 
+    // A rename through either registry replica reaches every service's
+    // copy: the incident's matrix names the agency anew.
+    let (renamed, _) = agencies[1];
+    let (status, body) = app
+        .send(
+            "registry",
+            reqwest::Method::PATCH,
+            &format!("/v1/organizations/{renamed}"),
+            &admin,
+            Some(json!({"name": "Agency 1 (reorganised)"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let (_, body) = app
+            .send(
+                "emergency",
+                reqwest::Method::GET,
+                &format!("/v1/incidents/{}", incidents[0]),
+                &operator,
+                None,
+            )
+            .await;
+        let named = body["affected"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .any(|r| r["org_id"] == json!(renamed) && r["org_name"] == "Agency 1 (reorganised)")
+        });
+        if named {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rename never reached emergency: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     sink.stop().await;
     app.stop().await;
 }

@@ -580,6 +580,32 @@ async fn lists_as_tables_and_json_and_refusals_exit_non_zero() {
     );
     assert_eq!(app.list("/v1/organizations").await.len(), 3);
 
+    // The admin renames an organisation; a manager may not.
+    let a = p.a.to_string();
+    let renamed = app
+        .renkei(
+            &admin(),
+            &[
+                "org",
+                "update",
+                &a,
+                "--name",
+                "Agency A (renamed)",
+                "--json",
+            ],
+        )
+        .await
+        .ok("org update")
+        .json();
+    assert_eq!(renamed["name"], "Agency A (renamed)");
+    let (_, read) = app.get(&format!("/v1/organizations/{a}"), &admin()).await;
+    assert_eq!(read["name"], "Agency A (renamed)");
+    let refused = app
+        .renkei(&manager_a, &["org", "update", &a, "--name", "Mine"])
+        .await;
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("403"), "{}", refused.stderr);
+
     // A wrong token: 401 with the API's detail.
     let (status, problem) = app.get("/v1/organizations", "not-a-token").await;
     assert_eq!(status, 401);

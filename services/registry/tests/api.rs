@@ -635,6 +635,64 @@ async fn every_change_is_published_once_through_the_outbox() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_admin_renames_an_organisation_and_the_new_name_is_published_once() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let path = format!("/v1/organizations/{}", w.orgs[0]);
+    let patch = |who: &String, body: Value| {
+        let who = who.clone();
+        let (app, path) = (&app, &path);
+        async move {
+            app.call(reqwest::Method::PATCH, path, Some(&who), Some(body))
+                .await
+        }
+    };
+    let (status, body) = patch(&w.managers[0], json!({"name": "Mine now"})).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = patch(&w.admin, json!({"kind": "central_body"})).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("kind")),
+        "{body}"
+    );
+    let (status, body) = patch(&w.admin, json!({"name": "Agency B"})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("duplicate_name")),
+        "{body}"
+    );
+    let (status, body) = patch(&w.admin, json!({"name": ""})).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("name")),
+        "{body}"
+    );
+    let (_, unchanged) = app.get(&path, &w.admin).await;
+    assert_eq!(unchanged["name"], "Agency A", "refusals change nothing");
+
+    let (status, body) = patch(&w.admin, json!({"name": "Digital Agency A"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], "Digital Agency A");
+    assert_eq!(body["kind"], "government_agency");
+    // The same name again changes nothing and publishes nothing.
+    let (status, _) = patch(&w.admin, json!({"name": "Digital Agency A"})).await;
+    assert_eq!(status, 200);
+    let (_, read) = app.get(&path, &w.managers[0]).await;
+    assert_eq!(read["name"], "Digital Agency A");
+
+    let events = registry_events(&app, 7).await;
+    let renamed: Vec<&Envelope> = events
+        .iter()
+        .filter(|e| e.event_type == subjects::REGISTRY_ORGANIZATION_UPDATED)
+        .collect();
+    assert_eq!(renamed.len(), 1, "one rename, one event: {events:?}");
+    assert_eq!(renamed[0].organization_id, Some(w.orgs[0]));
+    assert_eq!(renamed[0].payload["name"], "Digital Agency A");
+    assert_eq!(renamed[0].payload["changed"], json!(["name"]));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_rules_accepted_event_delivered_twice_activates_once() {
     let app = spawn_app().await;
     let w = world(&app).await;

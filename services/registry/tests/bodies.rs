@@ -6,7 +6,7 @@
 
 use renkei_registry::domain::{self, CategorySet, LinkKind, OrgKind, Ratings, SystemKind};
 use renkei_registry::http::dto::{
-    ChangeLifecycle, CreateLink, CreateOrganization, CreateSystem, UpdateSystem,
+    ChangeLifecycle, CreateLink, CreateOrganization, CreateSystem, UpdateOrganization, UpdateSystem,
 };
 use renkei_testkit::bodies::check_then;
 use renkei_web::ApiError;
@@ -17,6 +17,19 @@ fn an_organisation_body_parses_or_is_refused_naming_the_field() {
     check_then::<CreateOrganization>(|body| {
         domain::valid_name("name", &body.name, 200).map_err(invalid)?;
         OrgKind::parse("kind", &body.kind).map_err(invalid)?;
+        Ok(())
+    });
+}
+
+#[test]
+fn an_organisation_rename_parses_or_is_refused_naming_the_field() {
+    check_then::<UpdateOrganization>(|body| {
+        if let Some(field) = body.server_controlled_field() {
+            return Err(ApiError::invalid(field, "is set by the server"));
+        }
+        if let Some(name) = &body.name {
+            domain::valid_name("name", name, 200).map_err(invalid)?;
+        }
         Ok(())
     });
 }

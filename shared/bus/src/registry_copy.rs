@@ -180,6 +180,7 @@ pub async fn upsert_systems<C: ConnectionTrait>(
 /// What [`apply`] did with an event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
+    /// An organisation registered or renamed: what it is now.
     Organization(events::OrganizationRegistered),
     SystemRegistered(SystemSnapshot),
     SystemUpdated(SystemSnapshot),
@@ -195,8 +196,20 @@ pub enum Applied {
 
 /// Applies a registry event to the copy.
 pub async fn apply<C: ConnectionTrait>(conn: &C, event: &Envelope) -> Result<Applied, ApplyError> {
-    if event.is::<events::OrganizationRegistered>() {
-        let org: events::OrganizationRegistered = event.decode()?;
+    let organization = if event.is::<events::OrganizationRegistered>() {
+        Some(event.decode::<events::OrganizationRegistered>()?)
+    } else if event.is::<events::OrganizationUpdated>() {
+        let e: events::OrganizationUpdated = event.decode()?;
+        Some(events::OrganizationRegistered {
+            organization_id: e.organization_id,
+            name: e.name,
+            kind: e.kind,
+            competent_org_id: e.competent_org_id,
+        })
+    } else {
+        None
+    };
+    if let Some(org) = organization {
         organization::Entity::insert(organization::ActiveModel {
             id: Set(org.organization_id),
             name: Set(org.name.clone()),

@@ -59,6 +59,7 @@ pub const STREAMS: &[StreamSpec] = &[
 
 // registry
 pub const REGISTRY_ORGANIZATION_REGISTERED: &str = "registry.organization.registered";
+pub const REGISTRY_ORGANIZATION_UPDATED: &str = "registry.organization.updated";
 pub const REGISTRY_SYSTEM_REGISTERED: &str = "registry.system.registered";
 pub const REGISTRY_SYSTEM_UPDATED: &str = "registry.system.updated";
 pub const REGISTRY_SYSTEM_LIFECYCLE_CHANGED: &str = "registry.system.lifecycle_changed";
@@ -150,6 +151,7 @@ pub const QUERY_SUBJECTS: &[&str] = &[
 /// Every event subject, for documentation and tests.
 pub const EVENT_SUBJECTS: &[&str] = &[
     REGISTRY_ORGANIZATION_REGISTERED,
+    REGISTRY_ORGANIZATION_UPDATED,
     REGISTRY_SYSTEM_REGISTERED,
     REGISTRY_SYSTEM_UPDATED,
     REGISTRY_SYSTEM_LIFECYCLE_CHANGED,

@@ -25,6 +25,12 @@ pub enum OrgCommand {
         #[arg(long)]
         competent_org: Option<Uuid>,
     },
+    /// Rename an organisation (installation admin only).
+    Update {
+        id: Uuid,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 const FIELDS: &[&str] = &["id", "name", "kind", "competent_org_id", "created_at"];
@@ -71,6 +77,12 @@ pub async fn run(client: &Client, command: OrgCommand) -> anyhow::Result<()> {
                 ));
                 output::record(o, FIELDS);
             });
+        }
+        OrgCommand::Update { id, name } => {
+            let org = client
+                .patch(&format!("/v1/organizations/{id}"), json!({"name": name}))
+                .await?;
+            output::show(client.json, &org, |o| output::record(o, FIELDS));
         }
     }
     Ok(())

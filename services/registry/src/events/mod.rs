@@ -35,6 +35,19 @@ pub fn organization_registered(m: &organization::Model) -> contract::Organizatio
     }
 }
 
+pub fn organization_updated(
+    m: &organization::Model,
+    changed: Vec<String>,
+) -> contract::OrganizationUpdated {
+    contract::OrganizationUpdated {
+        organization_id: m.id,
+        name: m.name.clone(),
+        kind: m.kind.clone(),
+        competent_org_id: m.competent_org_id,
+        changed,
+    }
+}
+
 pub fn snapshot(m: &system::Model) -> contract::SystemSnapshot {
     contract::SystemSnapshot {
         system_id: m.id,

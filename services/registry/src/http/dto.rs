@@ -87,6 +87,34 @@ pub struct CreateSystem {
     pub description: Option<String>,
 }
 
+/// An organisation's name; the rest is server-controlled and refused.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrganization {
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    // Server-controlled: named here only to be refused with a clear message.
+    #[schema(ignore)]
+    pub id: Option<IgnoredAny>,
+    #[schema(ignore)]
+    pub kind: Option<IgnoredAny>,
+    #[schema(ignore)]
+    pub created_at: Option<IgnoredAny>,
+}
+
+impl UpdateOrganization {
+    /// The first server-controlled field the body tried to set.
+    pub fn server_controlled_field(&self) -> Option<&'static str> {
+        [
+            ("id", self.id.is_some()),
+            ("kind", self.kind.is_some()),
+            ("created_at", self.created_at.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, set)| set.then_some(name))
+    }
+}
+
 /// Descriptive fields only; the rest is server-controlled and refused.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

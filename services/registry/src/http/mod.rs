@@ -35,6 +35,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/organizations", web::post().to(create_organization))
         .route("/v1/organizations", web::get().to(list_organizations))
         .route("/v1/organizations/{id}", web::get().to(get_organization))
+        .route(
+            "/v1/organizations/{id}",
+            web::patch().to(update_organization),
+        )
         .route("/v1/systems", web::post().to(create_system))
         .route("/v1/systems", web::get().to(list_systems))
         .route("/v1/systems/{id}", web::get().to(get_system))
@@ -53,11 +57,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        create_organization, list_organizations, get_organization,
+        create_organization, list_organizations, get_organization, update_organization,
         create_system, list_systems, get_system, update_system, change_lifecycle, blast_radius,
         create_link, list_links, delete_link
     ),
-    components(schemas(CreateOrganization, Organization, CreateSystem, UpdateSystem, System, ChangeLifecycle,
+    components(schemas(CreateOrganization, UpdateOrganization, Organization, CreateSystem, UpdateSystem, System, ChangeLifecycle,
                        CreateLink, Link, Affected, BlastRadius, renkei_web::error::Problem)),
     tags((name = "registry", description = "Organisations, systems, links and blast radius")),
     modifiers(&Conventions)
@@ -125,6 +129,74 @@ async fn create_organization(
     renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     Ok(HttpResponse::Created().json(Organization::from(saved)))
+}
+
+#[utoipa::path(patch, path = "/v1/organizations/{id}", tag = "registry", request_body = UpdateOrganization,
+    responses((status = 200, body = Organization), (status = 400, body = renkei_web::error::Problem),
+              (status = 403), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+#[tracing::instrument(skip_all, fields(organization.id = %id))]
+async fn update_organization(
+    state: State,
+    who: Identity,
+    id: web::Path<String>,
+    ValidJson(body): ValidJson<UpdateOrganization>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id, "organization")?;
+    if visible_orgs(&state, &who).is_some_and(|orgs| !orgs.contains(&id)) {
+        return Err(ApiError::NotFound("organization"));
+    }
+    if !who.is_admin() {
+        return Err(ApiError::Forbidden(
+            "only an installation admin changes an organisation".into(),
+        ));
+    }
+    if let Some(field) = body.server_controlled_field() {
+        return Err(ApiError::invalid(
+            field,
+            "is set by the server and cannot be changed here",
+        ));
+    }
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| domain::valid_name("name", n, 200))
+        .transpose()
+        .map_err(invalid)?;
+    let txn = state.db.write.begin().await.map_err(db)?;
+    let current = organization::Entity::find_by_id(id)
+        .one(&txn)
+        .await
+        .map_err(db)?
+        .ok_or(ApiError::NotFound("organization"))?;
+    let Some(name) = name.filter(|n| *n != current.name) else {
+        txn.rollback().await.map_err(db)?;
+        return Ok(HttpResponse::Ok().json(Organization::from(current)));
+    };
+    let before = current.name.clone();
+    let mut model: organization::ActiveModel = current.into();
+    model.name = Set(name);
+    let saved = model.update(&txn).await.map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            ApiError::conflict("duplicate_name", "an organisation with this name exists")
+        }
+        _ => db(e),
+    })?;
+    state
+        .outbox
+        .stage(
+            &txn,
+            Some(saved.id),
+            &events::organization_updated(&saved, vec!["name".to_owned()]),
+        )
+        .await
+        .map_err(db)?;
+    let done = Action::new("organization.updated", saved.id)
+        .of(saved.id)
+        .detail(serde_json::json!({"name": saved.name, "was": before}));
+    renkei_audit::record(&txn, &who, done).await.map_err(db)?;
+    state.outbox.commit(txn).await.map_err(db)?;
+    Ok(HttpResponse::Ok().json(Organization::from(saved)))
 }
 
 /// Systems named by a request that this replica's index does not hold

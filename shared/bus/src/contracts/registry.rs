@@ -18,6 +18,19 @@ impl Event for OrganizationRegistered {
     const SUBJECT: &'static str = subjects::REGISTRY_ORGANIZATION_REGISTERED;
 }
 
+/// An organisation renamed: what it is now, and which fields changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrganizationUpdated {
+    pub organization_id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub competent_org_id: Option<Uuid>,
+    pub changed: Vec<String>,
+}
+impl Event for OrganizationUpdated {
+    const SUBJECT: &'static str = subjects::REGISTRY_ORGANIZATION_UPDATED;
+}
+
 /// A system as other services need to know it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SystemSnapshot {
