@@ -8,6 +8,7 @@
 
 mod audit;
 mod cli;
+mod listen;
 mod local_nats;
 
 use std::path::PathBuf;
@@ -128,6 +129,24 @@ enum Command {
         #[command(subcommand)]
         command: cli::drill::DrillCommand,
     },
+    /// Receive webhooks and print them: for demos and for checking a
+    /// contact's channel.
+    Listen {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+        /// The webhook secret given to the contact's channel: signatures are
+        /// checked with it.
+        #[arg(long, env = "RENKEI_LISTEN_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+    /// The id of an organisation or system by its exact name.
+    Id {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::lookup::IdCommand,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -180,6 +199,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Drill { remote, command } => {
             cli::finish(async { cli::drill::run(&cli::Client::new(&remote)?, command).await }.await)
         }
+        Command::Listen { listen, secret } => listen::run(&listen, secret).await,
+        Command::Id { remote, command } => cli::finish(
+            async { cli::lookup::run(&cli::Client::new(&remote)?, command).await }.await,
+        ),
         Command::Up {
             listen,
             data_dir,

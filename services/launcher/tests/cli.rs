@@ -937,3 +937,82 @@ async fn rules_consensus_and_a_spread_alert_through_the_cli() {
     );
     app.stop().await;
 }
+
+/// The README's five-minute demo, as shipped (`docs/demo/demo.sh`, with its
+/// platform and rules files), run against the product: it must finish,
+/// Agency B's CSIRT must receive the spread alert (signed with the demo's
+/// secret), and the incident must show B acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_demo_runs_end_to_end() {
+    let mut app = App::start().await;
+    let hooks = renkei_testkit::WebhookSink::start()
+        .await
+        .expect("webhook receiver");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/demo/demo.sh");
+    let started = std::time::Instant::now();
+    let out = tokio::process::Command::new("bash")
+        .arg(&script)
+        .env("RENKEI", env!("CARGO_BIN_EXE_renkei"))
+        .env("RENKEI_URL", &app.url)
+        .env("DEMO_WEBHOOK", &hooks.url)
+        .env("DEMO_DATA_DIR", app.dir.path())
+        // The product under test signs with the test key; `renkei token`
+        // reads it from the settings like `renkei up`'s development key.
+        .env("RENKEI_AUTH__DEV_KEY", renkei_testkit::TEST_KEY)
+        .env_remove("RENKEI_TOKEN")
+        .env("HOME", app.dir.path())
+        .output()
+        .await
+        .expect("bash runs the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the demo failed:\n{stdout}\n{stderr}");
+    eprintln!("the demo ran in {:.1} s", started.elapsed().as_secs_f64());
+    for shown in [
+        "Agency A",
+        "Agency B",
+        "acknowledged",
+        "in_force",
+        "Ransomware",
+    ] {
+        assert!(stdout.contains(shown), "{shown} not shown:\n{stdout}");
+    }
+
+    let alerts = hooks.on("/agency-b");
+    let alert = alerts
+        .iter()
+        .find(|r| {
+            r.json()["topic"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("spread_risk"))
+        })
+        .unwrap_or_else(|| panic!("Agency B's CSIRT got no spread alert: {alerts:?}"));
+    let timestamp: i64 = alert
+        .header("x-renkei-timestamp")
+        .and_then(|t| t.parse().ok())
+        .expect("a timestamp");
+    assert!(renkei_contacts::channels::webhook::verify(
+        "demo-webhook-secret",
+        timestamp,
+        &alert.body,
+        alert.header("x-renkei-signature").unwrap_or_default(),
+    ));
+    let incidents = app.list("/v1/incidents").await;
+    assert_eq!(incidents.len(), 1);
+    let (_, incident) = app
+        .get(
+            &format!(
+                "/v1/incidents/{}",
+                incidents[0]["id"].as_str().unwrap_or_default()
+            ),
+            &admin(),
+        )
+        .await;
+    let b_acknowledged = incident["affected"].as_array().is_some_and(|rows| {
+        rows.iter()
+            .any(|r| r["org_name"] == "Agency B" && r["acknowledged"] == true)
+    });
+    assert!(b_acknowledged, "{incident}");
+    hooks.stop().await;
+    app.stop().await;
+}

@@ -25,6 +25,11 @@ pub struct Remote {
     /// Print the API's JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print only the id of what the command made or showed (one per line
+    /// for lists), for shell variables:
+    /// `I=$(renkei incident declare … --quiet)`.
+    #[arg(long, short = 'q', global = true, conflicts_with = "json")]
+    pub quiet: bool,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -99,9 +104,22 @@ pub struct Client {
     token: String,
     http: reqwest::Client,
     pub json: bool,
+    /// `--quiet`: only ids are printed.
+    pub id_only: bool,
 }
 
 impl Client {
+    /// How [`super::output::show`] prints for this command.
+    pub fn format(&self) -> super::output::Format {
+        if self.id_only {
+            super::output::Format::Id
+        } else if self.json {
+            super::output::Format::Json
+        } else {
+            super::output::Format::Table
+        }
+    }
+
     /// Flags, then environment (both through clap), then the config file.
     pub fn new(remote: &Remote) -> anyhow::Result<Client> {
         let file = match &remote.cli_config {
@@ -141,6 +159,7 @@ impl Client {
             token: token.trim().to_owned(),
             http,
             json: remote.json,
+            id_only: remote.quiet,
         })
     }
 

@@ -87,7 +87,7 @@ pub async fn run(client: &Client, command: ContactCommand) -> anyhow::Result<()>
             }
             let path = format!("/v1/contacts?{}", query.join("&"));
             let items = client.list_all(&path).await?;
-            output::show(client.json, &Value::Array(items.clone()), |_| {
+            output::show(client.format(), &Value::Array(items.clone()), |_| {
                 let rows = items
                     .iter()
                     .map(|c| {
@@ -134,7 +134,7 @@ pub async fn run(client: &Client, command: ContactCommand) -> anyhow::Result<()>
                 body["language"] = json!(l);
             }
             let contact = client.post("/v1/contacts", body).await?;
-            output::show(client.json, &contact, |c| {
+            output::show(client.format(), &contact, |c| {
                 output::line(&format!("added contact {}", output::text(&c["id"])));
                 output::record(
                     c,

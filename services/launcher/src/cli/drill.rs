@@ -48,20 +48,20 @@ pub async fn run(client: &Client, command: DrillCommand) -> anyhow::Result<()> {
                 body["repeat_every_hours"] = json!(h);
             }
             let drill = client.post("/v1/drills", body).await?;
-            output::show(client.json, &drill, |d| {
+            output::show(client.format(), &drill, |d| {
                 output::line(&format!("started drill {}", output::text(&d["id"])));
                 output::table(HEADERS, vec![row(d)]);
             });
         }
         DrillCommand::List => {
             let items = client.list_all("/v1/drills").await?;
-            output::show(client.json, &Value::Array(items.clone()), |_| {
+            output::show(client.format(), &Value::Array(items.clone()), |_| {
                 output::table(HEADERS, items.iter().map(row).collect());
             });
         }
         DrillCommand::Show { id } => {
             let drill = client.get(&format!("/v1/drills/{id}")).await?;
-            output::show(client.json, &drill, |d| {
+            output::show(client.format(), &drill, |d| {
                 output::table(HEADERS, vec![row(d)]);
                 if let Some(report) = d["report"].as_array() {
                     output::line("last runs (newest first):");
@@ -71,7 +71,7 @@ pub async fn run(client: &Client, command: DrillCommand) -> anyhow::Result<()> {
         }
         DrillCommand::Stop { id } => {
             let drill = client.delete(&format!("/v1/drills/{id}")).await?;
-            output::show(client.json, &drill, |_| {
+            output::show(client.format(), &drill, |_| {
                 output::line(&format!("stopped drill {id}"));
             });
         }

@@ -167,14 +167,14 @@ pub async fn run(client: &Client, command: IncidentCommand) -> anyhow::Result<()
                            "tlp": tlp, "summary": summary, "detected_at": detected_at}),
                 )
                 .await?;
-            output::show(client.json, &incident, |i| {
+            output::show(client.format(), &incident, |i| {
                 output::line(&format!("declared incident {}", output::text(&i["id"])));
                 incident_table(i);
             });
         }
         IncidentCommand::Status { id } => {
             let incident = client.get(&format!("/v1/incidents/{id}")).await?;
-            output::show(client.json, &incident, incident_table);
+            output::show(client.format(), &incident, incident_table);
         }
         IncidentCommand::Move { id, to, reason } => {
             let incident = client
@@ -183,7 +183,7 @@ pub async fn run(client: &Client, command: IncidentCommand) -> anyhow::Result<()
                     json!({"to": to, "reason": reason}),
                 )
                 .await?;
-            output::show(client.json, &incident, |i| {
+            output::show(client.format(), &incident, |i| {
                 output::line(&format!(
                     "incident {id} is now {}",
                     output::text(&i["status"])
@@ -201,7 +201,7 @@ pub async fn run(client: &Client, command: IncidentCommand) -> anyhow::Result<()
             let items = client
                 .list_all(&format!("/v1/incidents?{}", query.join("&")))
                 .await?;
-            output::show(client.json, &Value::Array(items.clone()), |_| {
+            output::show(client.format(), &Value::Array(items.clone()), |_| {
                 let rows = items
                     .iter()
                     .map(|i| {
@@ -229,7 +229,7 @@ pub async fn run(client: &Client, command: IncidentCommand) -> anyhow::Result<()
             let items = client
                 .list_all(&format!("/v1/incidents/{id}/timeline"))
                 .await?;
-            output::show(client.json, &Value::Array(items.clone()), |_| {
+            output::show(client.format(), &Value::Array(items.clone()), |_| {
                 let rows = items
                     .iter()
                     .map(|e| {
@@ -248,7 +248,7 @@ pub async fn run(client: &Client, command: IncidentCommand) -> anyhow::Result<()
             let items = client
                 .list_all(&format!("/v1/incidents/{id}/tasks"))
                 .await?;
-            output::show(client.json, &Value::Array(items.clone()), |_| {
+            output::show(client.format(), &Value::Array(items.clone()), |_| {
                 if items.is_empty() {
                     output::line("no tasks (no playbook for this category on the platform)");
                     return;
@@ -282,7 +282,7 @@ pub async fn run(client: &Client, command: IncidentCommand) -> anyhow::Result<()
             let status = client
                 .post(&format!("/v1/notifications/{nid}/ack"), json!({}))
                 .await?;
-            output::show(client.json, &status, |s| {
+            output::show(client.format(), &status, |s| {
                 output::line(&format!(
                     "acknowledged the alert about incident {id} for organisation {} ({})",
                     output::text(&s["org_id"]),
@@ -303,7 +303,7 @@ pub async fn run(client: &Client, command: IncidentCommand) -> anyhow::Result<()
                     .post(&format!("/v1/reports/{rid}/file"), json!({}))
                     .await?;
             }
-            output::show(client.json, &report, |r| {
+            output::show(client.format(), &report, |r| {
                 output::line(&format!(
                     "{} report {} is {}",
                     output::text(&r["kind"]),

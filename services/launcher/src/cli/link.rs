@@ -50,8 +50,8 @@ pub async fn run(client: &Client, command: LinkCommand) -> anyhow::Result<()> {
                 format!("/v1/links?{}", query.join("&"))
             };
             let items = client.list_all(&path).await?;
-            if client.json {
-                output::json(&Value::Array(items));
+            if client.format() != output::Format::Table {
+                output::show(client.format(), &Value::Array(items), |_| {});
                 return Ok(());
             }
             let systems = names(client, "/v1/systems").await;
@@ -87,7 +87,7 @@ pub async fn run(client: &Client, command: LinkCommand) -> anyhow::Result<()> {
                            "kind": kind, "propagates": propagates}),
                 )
                 .await?;
-            output::show(client.json, &link, |l| {
+            output::show(client.format(), &link, |l| {
                 output::line(&format!("registered link {}", output::text(&l["id"])));
                 output::record(
                     l,

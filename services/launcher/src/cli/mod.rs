@@ -12,6 +12,7 @@ pub mod drill;
 pub mod import;
 pub mod incident;
 pub mod link;
+pub mod lookup;
 pub mod org;
 pub mod output;
 pub mod rules;

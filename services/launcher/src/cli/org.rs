@@ -54,11 +54,13 @@ pub async fn run(client: &Client, command: OrgCommand) -> anyhow::Result<()> {
     match command {
         OrgCommand::List => {
             let items = client.list_all("/v1/organizations").await?;
-            output::show(client.json, &Value::Array(items.clone()), |_| table(&items));
+            output::show(client.format(), &Value::Array(items.clone()), |_| {
+                table(&items)
+            });
         }
         OrgCommand::Show { id } => {
             let org = client.get(&format!("/v1/organizations/{id}")).await?;
-            output::show(client.json, &org, |o| output::record(o, FIELDS));
+            output::show(client.format(), &org, |o| output::record(o, FIELDS));
         }
         OrgCommand::Register {
             name,
@@ -70,7 +72,7 @@ pub async fn run(client: &Client, command: OrgCommand) -> anyhow::Result<()> {
                 body["competent_org_id"] = json!(c);
             }
             let org = client.post("/v1/organizations", body).await?;
-            output::show(client.json, &org, |o| {
+            output::show(client.format(), &org, |o| {
                 output::line(&format!(
                     "registered organisation {}",
                     output::text(&o["id"])
@@ -82,7 +84,7 @@ pub async fn run(client: &Client, command: OrgCommand) -> anyhow::Result<()> {
             let org = client
                 .patch(&format!("/v1/organizations/{id}"), json!({"name": name}))
                 .await?;
-            output::show(client.json, &org, |o| output::record(o, FIELDS));
+            output::show(client.format(), &org, |o| output::record(o, FIELDS));
         }
     }
     Ok(())

@@ -69,11 +69,25 @@ pub fn when(value: &Value) -> String {
     }
 }
 
-/// `json` when the caller asked for it, else the table `render` prints.
-pub fn show(as_json: bool, value: &Value, render: impl FnOnce(&Value)) {
-    if as_json {
-        json(value);
-    } else {
-        render(value);
+/// How a command prints what the API answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Tables for people.
+    Table,
+    /// The API's JSON, for scripts.
+    Json,
+    /// Only the id (of each item of a list), for shell variables.
+    Id,
+}
+
+/// The answer as the caller asked: JSON, ids, or the table `render` prints.
+pub fn show(format: Format, value: &Value, render: impl FnOnce(&Value)) {
+    match format {
+        Format::Json => json(value),
+        Format::Id => match value {
+            Value::Array(items) => items.iter().for_each(|i| line(&text(&i["id"]))),
+            one => line(&text(&one["id"])),
+        },
+        Format::Table => render(value),
     }
 }

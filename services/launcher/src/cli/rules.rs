@@ -139,7 +139,7 @@ pub async fn run(client: &Client, command: RulesCommand) -> anyhow::Result<()> {
             let version = client
                 .post(&format!("/v1/platforms/{platform}/rules"), body)
                 .await?;
-            output::show(client.json, &version, |v| {
+            output::show(client.format(), &version, |v| {
                 output::line(&format!(
                     "drafted rules version {} (version {})",
                     output::text(&v["id"]),
@@ -152,7 +152,7 @@ pub async fn run(client: &Client, command: RulesCommand) -> anyhow::Result<()> {
             let items = client
                 .list_all(&format!("/v1/platforms/{platform}/rules"))
                 .await?;
-            output::show(client.json, &Value::Array(items.clone()), |_| {
+            output::show(client.format(), &Value::Array(items.clone()), |_| {
                 let rows = items
                     .iter()
                     .map(|v| {
@@ -170,7 +170,7 @@ pub async fn run(client: &Client, command: RulesCommand) -> anyhow::Result<()> {
         }
         RulesCommand::Show { id } => {
             let v = client.get(&format!("/v1/rules/{id}")).await?;
-            output::show(client.json, &v, version_table);
+            output::show(client.format(), &v, version_table);
         }
         RulesCommand::Propose { id, respond_by } => {
             let body = match respond_by {
@@ -180,7 +180,7 @@ pub async fn run(client: &Client, command: RulesCommand) -> anyhow::Result<()> {
             let v = client
                 .post(&format!("/v1/rules/{id}/propose"), body)
                 .await?;
-            output::show(client.json, &v, |v| {
+            output::show(client.format(), &v, |v| {
                 output::line(&format!(
                     "proposed rules version {id}: answers due by {}",
                     output::when(&v["respond_by"])

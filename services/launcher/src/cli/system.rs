@@ -100,8 +100,8 @@ pub async fn run(client: &Client, command: SystemCommand) -> anyhow::Result<()> 
                 format!("/v1/systems?{}", query.join("&"))
             };
             let items = client.list_all(&path).await?;
-            if client.json {
-                output::json(&Value::Array(items));
+            if client.format() != output::Format::Table {
+                output::show(client.format(), &Value::Array(items), |_| {});
                 return Ok(());
             }
             let orgs = names(client, "/v1/organizations").await;
@@ -138,7 +138,7 @@ pub async fn run(client: &Client, command: SystemCommand) -> anyhow::Result<()> 
         }
         SystemCommand::Show { id } => {
             let system = client.get(&format!("/v1/systems/{id}")).await?;
-            output::show(client.json, &system, |s| output::record(s, FIELDS));
+            output::show(client.format(), &system, |s| output::record(s, FIELDS));
         }
         SystemCommand::Register {
             name,
@@ -162,7 +162,7 @@ pub async fn run(client: &Client, command: SystemCommand) -> anyhow::Result<()> 
                 body["description"] = json!(d);
             }
             let system = client.post("/v1/systems", body).await?;
-            output::show(client.json, &system, |s| {
+            output::show(client.format(), &system, |s| {
                 output::line(&format!("registered system {}", output::text(&s["id"])));
                 output::record(s, FIELDS);
             });
@@ -200,7 +200,7 @@ pub async fn run(client: &Client, command: SystemCommand) -> anyhow::Result<()> 
             let system = client
                 .patch(&format!("/v1/systems/{id}"), Value::Object(body))
                 .await?;
-            output::show(client.json, &system, |s| output::record(s, FIELDS));
+            output::show(client.format(), &system, |s| output::record(s, FIELDS));
         }
     }
     Ok(())
