@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GET /v1/systems/{id} under load from a second process (wrk), against
 # `renkei up` (release build) on SQLite and on PostgreSQL, with /healthz
-# (no database, no token) as the same-run baseline.
+# (no database, no token) as the same-run baseline; on SQLite once more with
+# http.metrics off, for what the request histogram costs.
 #   bash services/registry/benches/http_get.sh [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -11,12 +12,12 @@ cargo build --release -q -p renkei
 exe=target/release/renkei
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-run() {  # $1 = label, $2 = extra args
+run() {  # $1 = label, $2 = extra args, $3 = extra environment (VAR=value …)
   local label=$1
   local dir port nport pid
   dir=$(mktemp -d); port=$(free_port); nport=$(free_port)
   # One token at full speed: measure the service, not the rate limit.
-  RENKEI_RATE_LIMIT__PER_SECOND=0 $exe up --listen 127.0.0.1:$port --data-dir "$dir" --nats-url nats://127.0.0.1:$nport $2 >"$dir/up.log" 2>&1 &
+  env RENKEI_RATE_LIMIT__PER_SECOND=0 ${3:-} $exe up --listen 127.0.0.1:$port --data-dir "$dir" --nats-url nats://127.0.0.1:$nport $2 >"$dir/up.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.2; done
   local base=http://127.0.0.1:$port admin op org plat sys tok
@@ -35,6 +36,8 @@ run() {  # $1 = label, $2 = extra args
 }
 
 run "SQLite (embedded default)" ""
+# The same with the request histogram and /metrics off: what measuring costs.
+run "SQLite, http.metrics off" "" "RENKEI_HTTP__METRICS=false"
 db=renkei_bench_$$
 psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $db" postgres
 run "PostgreSQL" "--database-url postgres://postgres@127.0.0.1:5432/$db"

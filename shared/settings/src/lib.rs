@@ -62,6 +62,8 @@ pub struct HttpSettings {
     pub workers: usize,
     /// Largest accepted request body; larger ones get a 413.
     pub body_limit_bytes: usize,
+    /// Serve `GET /metrics` and measure every request for it.
+    pub metrics: bool,
 }
 
 /// Where a service keeps its state.
@@ -267,6 +269,7 @@ impl Default for Settings {
                 listen: "127.0.0.1:8080".into(),
                 workers: 0,
                 body_limit_bytes: 1024 * 1024,
+                metrics: true,
             },
             database: DatabaseSettings {
                 url: String::new(),

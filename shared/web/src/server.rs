@@ -47,8 +47,11 @@ pub fn serve(
     verifier: Arc<TokenVerifier>,
 ) -> anyhow::Result<Server> {
     let openapi = web::Data::new(openapi_document(&modules));
-    renkei_telemetry::metrics::install();
-    let owners = web::Data::new(crate::metrics::RouteOwners::of(&modules));
+    // `http.metrics`: the request histogram and `/metrics`, or neither.
+    let owners = web::Data::new(http.metrics.then(|| {
+        renkei_telemetry::metrics::install();
+        crate::metrics::RouteOwners::of(&modules)
+    }));
     let modules = web::Data::new(Modules(modules));
     let verifier = web::Data::new(verifier);
     let limits = web::Data::new(RateLimits::new(rate_limit));
@@ -82,7 +85,11 @@ pub fn serve(
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/openapi.json", web::get().to(openapi_json))
-            .route("/metrics", web::get().to(crate::metrics::serve_metrics))
+            .configure(|cfg| {
+                if owners.is_some() {
+                    cfg.route("/metrics", web::get().to(crate::metrics::serve_metrics));
+                }
+            })
             .configure(|cfg| {
                 for module in &modules_for_routes.0 {
                     module.configure(cfg);
@@ -186,11 +193,11 @@ pub(crate) async fn trace_request(
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let owners = req
-        .app_data::<web::Data<crate::metrics::RouteOwners>>()
+        .app_data::<web::Data<Option<crate::metrics::RouteOwners>>>()
         .cloned();
     let mut response = next.call(req).instrument(span.clone()).await?;
     span.record("http.status_code", response.status().as_u16());
-    if let Some(owners) = owners {
+    if let Some(owners) = owners.as_ref().and_then(|d| d.get_ref().as_ref()) {
         owners.record(
             method.as_str(),
             route.as_deref(),
@@ -279,7 +286,9 @@ impl Runtime {
         use anyhow::Context as _;
         // Before any service starts, so what they record from the first
         // moment (consumers binding, the relay's first publish) is kept.
-        renkei_telemetry::metrics::install();
+        if settings.http.metrics {
+            renkei_telemetry::metrics::install();
+        }
         let nats = renkei_bus::nats::connect(&settings.nats, name).await?;
         renkei_bus::nats::wait_for_jetstream(&nats, std::time::Duration::from_secs(30))
             .await

@@ -104,9 +104,14 @@ struct Server {
 
 impl Server {
     async fn start(per_second: u32, burst: u32) -> Server {
+        Server::start_with(per_second, burst, true).await
+    }
+
+    async fn start_with(per_second: u32, burst: u32, metrics: bool) -> Server {
         capture_logs();
         let mut settings = Settings::default();
         settings.http.workers = 1;
+        settings.http.metrics = metrics;
         settings.rate_limit = RateLimitSettings { per_second, burst };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("address");
@@ -563,4 +568,24 @@ async fn a_refusal_is_logged_once_with_identity_route_and_reason_but_never_the_t
             "a token's signature was logged"
         );
     }
+}
+
+#[tokio::test]
+async fn metrics_are_never_limited_and_absent_when_switched_off() {
+    let server = Server::start_with(1, 1, true).await;
+    let mut text = String::new();
+    for _ in 0..5 {
+        let answer = server.get("/metrics", None).await;
+        assert_eq!(answer.status(), 200, "a scrape is never limited");
+        text = answer.text().await.expect("text");
+    }
+    // The earlier scrapes were measured.
+    assert!(
+        text.contains("route=\"/metrics\""),
+        "the scrapes are in the request histogram: {text}"
+    );
+    server.handle.stop(true).await;
+    let off = Server::start_with(1, 1, false).await;
+    assert_eq!(off.get("/metrics", None).await.status(), 404);
+    off.handle.stop(true).await;
 }
