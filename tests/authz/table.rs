@@ -148,20 +148,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
 
 /// Paths compared without parameter names: `/v1/rules/{}`.
 pub fn normalise(path: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for c in path.chars() {
-        match c {
-            '{' => {
-                inside = true;
-                out.push_str("{}");
-            }
-            '}' => inside = false,
-            c if !inside => out.push(c),
-            _ => {}
-        }
-    }
-    out
+    renkei_web::openapi::route_shape(path)
 }
 
 /// The `(METHOD, normalised path)` of every route the table answers for

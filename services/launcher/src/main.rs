@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use renkei_settings::{Settings, Sources};
-use renkei_web::{Role, Service as _};
+use renkei_web::Role;
 
 #[derive(Parser)]
 #[command(
@@ -257,20 +257,7 @@ async fn up(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
     // Kept alive for the life of the process; stopped when dropped.
     let _local_nats = local_nats::ensure(&settings).await?;
-    let mut runtime = renkei_web::Runtime::start(&settings, "renkei").await?;
-    let registry: renkei_registry::Registry = runtime.start_service(&settings).await?;
-    let demarcation: renkei_demarcation::Demarcation = runtime.start_service(&settings).await?;
-    let contacts: renkei_contacts::Contacts = runtime.start_service(&settings).await?;
-    let emergency: renkei_emergency::Emergency = runtime.start_service(&settings).await?;
-    let running = runtime.spawn(
-        &settings,
-        vec![
-            registry.module(),
-            demarcation.module(),
-            contacts.module(),
-            emergency.module(),
-        ],
-    )?;
+    let running = renkei_launcher::start(&settings, "renkei").await?;
     #[allow(clippy::print_stdout)]
     {
         println!("renkei up: http://{}", running.addr);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use renkei_testkit::{NatsServer, TestDb, WebhookSink, call, token};
-use renkei_web::{Role, Service as _};
+use renkei_web::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -38,28 +38,9 @@ impl Product {
             String::new()
         };
         let settings = renkei_testkit::settings(&nats.url(), &url, dir.path().to_path_buf());
-        let mut runtime = renkei_web::Runtime::start(&settings, "metrics-test")
+        let running = renkei_launcher::start(&settings, "metrics-test")
             .await
-            .expect("runtime");
-        let registry: renkei_registry::Registry =
-            runtime.start_service(&settings).await.expect("registry");
-        let demarcation: renkei_demarcation::Demarcation =
-            runtime.start_service(&settings).await.expect("demarcation");
-        let contacts: renkei_contacts::Contacts =
-            runtime.start_service(&settings).await.expect("contacts");
-        let emergency: renkei_emergency::Emergency =
-            runtime.start_service(&settings).await.expect("emergency");
-        let running = runtime
-            .spawn(
-                &settings,
-                vec![
-                    registry.module(),
-                    demarcation.module(),
-                    contacts.module(),
-                    emergency.module(),
-                ],
-            )
-            .expect("one server for the four");
+            .expect("the product: four services under one address");
         Product {
             url: format!("http://{}", running.addr),
             http: reqwest::Client::new(),

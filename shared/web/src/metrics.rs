@@ -13,6 +13,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use renkei_telemetry::metrics;
 
+use crate::openapi::route_shape as shape;
 use crate::server::ServiceModule;
 
 /// Which service serves each `(METHOD, route)`.
@@ -68,25 +69,6 @@ impl RouteOwners {
     }
 }
 
-/// A route without its parameters' names: `/v1/rules/{}`, whether actix
-/// or the OpenAPI document spelled it.
-fn shape(route: &str) -> String {
-    let mut out = String::with_capacity(route.len());
-    let mut inside = false;
-    for c in route.chars() {
-        match c {
-            '{' => {
-                inside = true;
-                out.push_str("{}");
-            }
-            '}' => inside = false,
-            c if !inside => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
-
 /// `GET /metrics`: what each service measures of its state now (backlogs,
 /// open incidents…), then everything recorded, in the Prometheus text
 /// format. Like the probes, it needs no token: scrape it from inside the
@@ -102,7 +84,7 @@ pub(crate) async fn serve_metrics(modules: web::Data<crate::server::Modules>) ->
 
 #[cfg(test)]
 mod tests {
-    use super::shape;
+    use crate::openapi::route_shape as shape;
 
     #[test]
     fn a_route_is_compared_without_its_parameter_names() {

@@ -179,6 +179,26 @@ fn default_description(status: u16) -> &'static str {
     }
 }
 
+/// A route without its parameters' names, `/v1/rules/{}`, so that actix's
+/// pattern and the OpenAPI document's path of one route compare equal
+/// whatever each calls its parameters.
+pub fn route_shape(route: &str) -> String {
+    let mut out = String::with_capacity(route.len());
+    let mut inside = false;
+    for c in route.chars() {
+        match c {
+            '{' => {
+                inside = true;
+                out.push_str("{}");
+            }
+            '}' => inside = false,
+            c if !inside => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

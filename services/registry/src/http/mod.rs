@@ -108,12 +108,7 @@ async fn create_organization(
         created_at: Set(Utc::now()),
     };
     let txn = state.db.write.begin().await.map_err(db)?;
-    let saved = model.insert(&txn).await.map_err(|e| match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::conflict("duplicate_name", "an organisation with this name exists")
-        }
-        _ => db(e),
-    })?;
+    let saved = model.insert(&txn).await.map_err(name_taken)?;
     state
         .outbox
         .stage(
@@ -129,6 +124,16 @@ async fn create_organization(
     renkei_audit::record(&txn, &who, done).await.map_err(db)?;
     state.outbox.commit(txn).await.map_err(db)?;
     Ok(HttpResponse::Created().json(Organization::from(saved)))
+}
+
+/// Organisation names are unique: a taken one is a 409.
+fn name_taken(e: sea_orm::DbErr) -> ApiError {
+    match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            ApiError::conflict("duplicate_name", "an organisation with this name exists")
+        }
+        _ => db(e),
+    }
 }
 
 #[utoipa::path(patch, path = "/v1/organizations/{id}", tag = "registry", request_body = UpdateOrganization,
@@ -176,12 +181,7 @@ async fn update_organization(
     let before = current.name.clone();
     let mut model: organization::ActiveModel = current.into();
     model.name = Set(name);
-    let saved = model.update(&txn).await.map_err(|e| match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::conflict("duplicate_name", "an organisation with this name exists")
-        }
-        _ => db(e),
-    })?;
+    let saved = model.update(&txn).await.map_err(name_taken)?;
     state
         .outbox
         .stage(
