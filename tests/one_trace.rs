@@ -501,6 +501,7 @@ async fn the_spreading_flow_is_one_trace_across_all_four_services() {
         s.attributes.get("organization_id") == Some(&b_label)
             && s.attributes.get("channel").map(String::as_str) == Some("webhook")
             && s.attributes.get("incident_id") == Some(&incident_label)
+            && s.attributes.get("platform_id") == Some(&platform.to_string())
             && s.attributes.get("outcome").map(String::as_str) == Some("delivered")
     });
     assert!(delivered.is_some(), "B's delivery is a span of the trace");

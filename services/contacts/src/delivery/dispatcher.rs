@@ -361,6 +361,7 @@ impl Dispatcher {
                     delivery_id = %delivery.id,
                     notification_id = %message.notification_id,
                     incident_id = message.incident_id.map(tracing::field::display),
+                    platform_id = message.platform_id.map(tracing::field::display),
                     organization_id = %delivery.org_id,
                     channel = %delivery.channel,
                     attempt = delivery.attempts + 1,
