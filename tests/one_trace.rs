@@ -5,7 +5,8 @@
 //! of demarcation, the alert delivered by contacts to the organisation at
 //! risk and acknowledged there, and emergency recording the delivery and
 //! the acknowledgement — all one trace, rooted at the declaration's HTTP
-//! request, with every span's parent in it.
+//! request, with every span's parent in it. The joining flow likewise: a
+//! linked system registered at the registry and applied by the other three.
 //!
 //! Needs the service binaries built beside the test (`cargo test
 //! --workspace --bins --tests` does, as `tests/run` does).
@@ -526,6 +527,50 @@ async fn the_spreading_flow_is_one_trace_across_all_four_services() {
             "emergency consumed {event} in the trace"
         );
     }
+
+    // The joining flow too: B's system registered at the registry is one
+    // trace with the other three services applying the registry's event.
+    let b_system_label = b_system.to_string();
+    let joined = all
+        .iter()
+        .find(|s| {
+            s.service == "demarcation"
+                && s.name == "consume"
+                && s.attributes.get("event_type").map(String::as_str)
+                    == Some("registry.system.registered")
+                && s.attributes.get("organization_id") == Some(&b.to_string())
+        })
+        .expect("demarcation applied B's system registration");
+    let joining: Vec<&Span> = all
+        .iter()
+        .filter(|s| s.trace_id == joined.trace_id)
+        .collect();
+    let root = joining
+        .iter()
+        .find(|s| s.parent.is_empty())
+        .expect("the joining trace's root");
+    assert_eq!(
+        (root.service.as_str(), root.name.as_str()),
+        ("registry", "http.request"),
+        "rooted at the registration request"
+    );
+    assert_eq!(
+        root.attributes.get("http.route").map(String::as_str),
+        Some("/v1/systems")
+    );
+    let joining_services: BTreeSet<&str> = joining.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(
+        joining_services,
+        SERVICES.iter().copied().collect(),
+        "registering {b_system_label} is one trace across the four services"
+    );
+    let joining_ids: BTreeSet<&str> = joining.iter().map(|s| s.span_id.as_str()).collect();
+    assert!(
+        joining
+            .iter()
+            .all(|s| s.parent.is_empty() || joining_ids.contains(s.parent.as_str())),
+        "every span's parent is in the joining trace"
+    );
 
     receiver.stop().await;
     hooks.stop().await;
