@@ -335,6 +335,39 @@ async fn two_replicas_of_each_service_handle_every_event_and_fire_every_timer_on
         }
     }
 
+    // A declaration retried with its Idempotency-Key through the other
+    // emergency replica is answered from the first: one incident.
+    let once = declare(99);
+    let retried = |n: usize| {
+        let http = app.http.clone();
+        let url = format!("{}/v1/incidents", app.urls["emergency"][n]);
+        let csirt = csirt.clone();
+        let body = once.clone();
+        async move {
+            let answer = http
+                .post(url)
+                .bearer_auth(csirt)
+                .header("Idempotency-Key", "declare-worm-99")
+                .json(&body)
+                .send()
+                .await
+                .expect("POST /v1/incidents");
+            let replayed = answer.headers().contains_key("idempotency-replayed");
+            let status = answer.status().as_u16();
+            let body: Value = answer.json().await.expect("json");
+            (status, replayed, body["id"].clone())
+        }
+    };
+    let (status, replayed, first) = retried(0).await;
+    assert_eq!((status, replayed), (201, false));
+    let (status, replayed, again) = retried(1).await;
+    assert_eq!(
+        (status, replayed),
+        (201, true),
+        "replica 2 replays replica 1's answer"
+    );
+    assert_eq!(again, first, "one incident");
+
     // A rename through either registry replica reaches every service's
     // copy: the incident's matrix names the agency anew.
     let (renamed, _) = agencies[1];

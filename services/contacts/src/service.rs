@@ -147,6 +147,10 @@ impl Readiness for ContactsState {
         renkei_web::nats_ready(&self.nats)
     }
 
+    fn db(&self) -> Option<&Db> {
+        Some(&self.db)
+    }
+
     async fn observe(&self) {
         self.gauges.observe().await;
         match crate::store::notifications_by_state(&self.db.read).await {

@@ -141,6 +141,10 @@ impl Readiness for DemarcationState {
         renkei_web::nats_ready(&self.nats)
     }
 
+    fn db(&self) -> Option<&Db> {
+        Some(&self.db)
+    }
+
     async fn observe(&self) {
         self.gauges.observe().await;
         if let Err(error) = store::observe_consensus(&self.db.read).await {

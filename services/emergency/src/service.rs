@@ -129,6 +129,10 @@ impl Readiness for EmergencyState {
         renkei_web::nats_ready(&self.nats)
     }
 
+    fn db(&self) -> Option<&Db> {
+        Some(&self.db)
+    }
+
     async fn observe(&self) {
         self.gauges.observe().await;
         if let Err(error) = crate::store::observe(&self.db.read).await {

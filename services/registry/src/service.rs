@@ -159,6 +159,10 @@ impl Readiness for RegistryState {
         renkei_web::nats_ready(&self.nats)
     }
 
+    fn db(&self) -> Option<&Db> {
+        Some(&self.db)
+    }
+
     async fn observe(&self) {
         self.gauges.observe().await;
     }

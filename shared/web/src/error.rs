@@ -62,6 +62,10 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// Well-formed, but it cannot be carried out as asked (an
+    /// `Idempotency-Key` reused for another request): 422 naming the field.
+    #[error("{field}: {detail}")]
+    Unprocessable { field: String, detail: String },
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     /// The caller's organisation (or, without a token, its address) is over
@@ -138,6 +142,7 @@ impl ApiError {
             ApiError::InvalidField { .. } => "invalid_field",
             ApiError::Malformed { .. } => "malformed_request",
             ApiError::Conflict { code, .. } => code,
+            ApiError::Unprocessable { .. } => "unprocessable",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
@@ -153,6 +158,7 @@ impl ApiError {
             ApiError::InvalidField { .. } => "Invalid field",
             ApiError::Malformed { .. } => "Malformed request",
             ApiError::Conflict { .. } => "Conflict with the current state",
+            ApiError::Unprocessable { .. } => "Unprocessable request",
             ApiError::PayloadTooLarge { .. } => "Payload too large",
             ApiError::TooManyRequests { .. } => "Too many requests",
             ApiError::Unavailable(_) => "Service unavailable",
@@ -163,7 +169,9 @@ impl ApiError {
     /// The problem body, for this error.
     pub fn problem(&self) -> Problem {
         let field = match self {
-            ApiError::InvalidField { field, .. } => Some(field.clone()),
+            ApiError::InvalidField { field, .. } | ApiError::Unprocessable { field, .. } => {
+                Some(field.clone())
+            }
             ApiError::Malformed { field, .. } => field.clone(),
             _ => None,
         };
@@ -206,6 +214,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) | ApiError::Hidden { .. } => StatusCode::NOT_FOUND,
             ApiError::InvalidField { .. } | ApiError::Malformed { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

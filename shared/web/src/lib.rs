@@ -13,6 +13,7 @@
 //!   the log of refused requests (target `renkei::access`).
 
 pub mod error;
+pub mod idempotency;
 pub mod identity;
 pub mod json;
 pub mod limits;

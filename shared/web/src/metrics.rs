@@ -22,10 +22,12 @@ pub(crate) struct RouteOwners {
     /// For routes of the server itself (`/healthz`, `/metrics`…): the one
     /// service of a service's binary, `renkei` for the whole product.
     server: &'static str,
+    /// Whether requests are measured (`http.metrics`).
+    pub(crate) measured: bool,
 }
 
 impl RouteOwners {
-    pub(crate) fn of(modules: &[Arc<dyn ServiceModule>]) -> RouteOwners {
+    pub(crate) fn of(modules: &[Arc<dyn ServiceModule>], measured: bool) -> RouteOwners {
         let mut owners = HashMap::new();
         for module in modules {
             for (path, item) in module.openapi().paths.paths {
@@ -45,10 +47,14 @@ impl RouteOwners {
             [one] => one.name(),
             _ => "renkei",
         };
-        RouteOwners { owners, server }
+        RouteOwners {
+            owners,
+            server,
+            measured,
+        }
     }
 
-    fn owner(&self, method: &str, route: &str) -> &'static str {
+    pub(crate) fn owner(&self, method: &str, route: &str) -> &'static str {
         self.owners
             .get(&(method.to_owned(), shape(route)))
             .copied()

@@ -79,6 +79,9 @@ impl utoipa::Modify for Conventions {
             for operation in operations.into_iter().flatten() {
                 complete(operation);
             }
+            if let Some(post) = item.post.as_mut() {
+                idempotency_key(post);
+            }
         }
     }
 }
@@ -161,6 +164,58 @@ fn complete(operation: &mut Operation) {
             }
             _ => {}
         }
+    }
+}
+
+/// A secured POST takes an `Idempotency-Key` ([`crate::idempotency`]).
+fn idempotency_key(operation: &mut Operation) {
+    if operation.security.as_ref().is_none_or(|s| s.is_empty()) {
+        return;
+    }
+    let parameter = utoipa::openapi::path::ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .description(Some(
+            "Any unique string (1–255 visible ASCII characters) chosen by the client: a retry \
+             with the same key gets the first answer again (`Idempotency-Replayed: true`) \
+             instead of doing the request twice; kept 24 hours.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255))
+                .pattern(Some("^[!-~]+$")),
+        ))
+        .build();
+    operation
+        .parameters
+        .get_or_insert_with(Vec::new)
+        .push(parameter);
+    let responses = &mut operation.responses.responses;
+    for (status, why) in [
+        (
+            400,
+            "The body, a parameter or the `Idempotency-Key` is not acceptable; `field` names it",
+        ),
+        (
+            409,
+            "In conflict with the current state, or the first request with this `Idempotency-Key` is still running",
+        ),
+        (422, "The `Idempotency-Key` was used for another request"),
+    ] {
+        responses.entry(status.to_string()).or_insert_with(|| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(why)
+                    .content(
+                        PROBLEM_JSON,
+                        Content::new(Some(RefOr::Ref(Ref::from_schema_name(Problem::name())))),
+                    )
+                    .build(),
+            )
+        });
     }
 }
 

@@ -31,6 +31,10 @@ pub trait ServiceModule: Send + Sync + 'static {
     /// Sets the gauges of its state (backlogs, open incidents…) just before
     /// `/metrics` is rendered.
     async fn observe(&self) {}
+    /// Its database, where the `Idempotency-Key`s of its routes are kept.
+    fn db(&self) -> Option<renkei_store::Db> {
+        None
+    }
 }
 
 pub(crate) struct Modules(pub(crate) Vec<Arc<dyn ServiceModule>>);
@@ -48,10 +52,16 @@ pub fn serve(
 ) -> anyhow::Result<Server> {
     let openapi = web::Data::new(openapi_document(&modules));
     // `http.metrics`: the request histogram and `/metrics`, or neither.
-    let owners = web::Data::new(http.metrics.then(|| {
+    if http.metrics {
         renkei_telemetry::metrics::install();
-        crate::metrics::RouteOwners::of(&modules)
-    }));
+    }
+    let owners = web::Data::new(crate::metrics::RouteOwners::of(&modules, http.metrics));
+    let stores = web::Data::new(crate::idempotency::Stores {
+        by_service: modules
+            .iter()
+            .filter_map(|m| Some((m.name(), m.db()?)))
+            .collect(),
+    });
     let modules = web::Data::new(Modules(modules));
     let verifier = web::Data::new(verifier);
     let limits = web::Data::new(RateLimits::new(rate_limit));
@@ -64,6 +74,7 @@ pub fn serve(
             .app_data(limits.clone())
             .app_data(openapi.clone())
             .app_data(owners.clone())
+            .app_data(stores.clone())
             .app_data(web::PayloadConfig::new(limit))
             .app_data(BodyLimit(limit))
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
@@ -80,13 +91,14 @@ pub fn serve(
                 }
                 .into()
             }))
+            .wrap(from_fn(crate::idempotency::idempotent))
             .wrap(from_fn(crate::limits::limit_requests))
             .wrap(from_fn(trace_request))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/openapi.json", web::get().to(openapi_json))
             .configure(|cfg| {
-                if owners.is_some() {
+                if owners.measured {
                     cfg.route("/metrics", web::get().to(crate::metrics::serve_metrics));
                 }
             })
@@ -193,11 +205,11 @@ pub(crate) async fn trace_request(
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let owners = req
-        .app_data::<web::Data<Option<crate::metrics::RouteOwners>>>()
+        .app_data::<web::Data<crate::metrics::RouteOwners>>()
         .cloned();
     let mut response = next.call(req).instrument(span.clone()).await?;
     span.record("http.status_code", response.status().as_u16());
-    if let Some(owners) = owners.as_ref().and_then(|d| d.get_ref().as_ref()) {
+    if let Some(owners) = owners.filter(|o| o.measured) {
         owners.record(
             method.as_str(),
             route.as_deref(),
@@ -395,6 +407,10 @@ pub trait Readiness: Send + Sync + 'static {
     async fn ready(&self) -> Result<(), String>;
     /// Sets the gauges of this state just before `/metrics` is rendered.
     async fn observe(&self) {}
+    /// The service's database (for `Idempotency-Key`s).
+    fn db(&self) -> Option<&renkei_store::Db> {
+        None
+    }
 }
 
 /// The usual [`ServiceModule`]: a name, the state every handler shares, the
@@ -427,6 +443,10 @@ impl<S: Readiness> ServiceModule for Module<S> {
 
     async fn observe(&self) {
         self.state.observe().await
+    }
+
+    fn db(&self) -> Option<renkei_store::Db> {
+        self.state.db().cloned()
     }
 }
 
