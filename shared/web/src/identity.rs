@@ -470,6 +470,8 @@ pub fn dev_key(configured: &str, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// The 32-byte key kept in hex in `data_dir/name`, created (random, mode
 /// 0600) on first use: the development token key, the audit signing key.
+/// Processes starting together on one data dir (the four services of a
+/// local deployment) all get the one key the first of them made.
 pub fn key_file(data_dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
     let path = data_dir.join(name);
     match std::fs::read_to_string(&path) {
@@ -480,30 +482,58 @@ pub fn key_file(data_dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("cannot create {}", data_dir.display()))?;
             let key: [u8; 32] = rand::random();
-            write_private(&path, &hex::encode(key))?;
-            Ok(key.to_vec())
+            if place_private(&path, &hex::encode(key))? {
+                Ok(key.to_vec())
+            } else {
+                // Another process placed its key first: that one is the key.
+                key_file(data_dir, name)
+            }
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }
 
+/// Writes `text` whole to a file of its own (mode 0600), then links it in
+/// at `path` only if nothing is there yet: readers never see a half-written
+/// key. `false` when another process got there first.
 #[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+fn place_private(path: &Path, text: &str) -> anyhow::Result<bool> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
+    let draft = path.with_extension(format!("{}.new", uuid::Uuid::now_v7().simple()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&draft)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    })();
+    let placed = written.and_then(|()| std::fs::hard_link(&draft, path));
+    let _ = std::fs::remove_file(&draft);
+    match placed {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot create {}", path.display()))
+fn place_private(path: &Path, text: &str) -> anyhow::Result<bool> {
+    use std::io::Write as _;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(mut file) => {
+            file.write_all(text.as_bytes())?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
 }
 
 impl FromRequest for Identity {

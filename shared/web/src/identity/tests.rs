@@ -650,3 +650,25 @@ async fn a_request_without_a_token_is_refused_and_logged() {
         "{text}"
     );
 }
+
+#[test]
+fn processes_creating_the_key_file_at_once_all_get_the_same_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let keys: Vec<Vec<u8>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..16)
+            .map(|_| scope.spawn(|| key_file(dir.path(), "race.key")))
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().expect("thread").expect("a key, never an error"))
+            .collect()
+    });
+    assert!(
+        keys.iter().all(|k| k.len() == 32 && *k == keys[0]),
+        "one key"
+    );
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(files, ["race.key"], "no drafts left behind");
+}
