@@ -5,6 +5,8 @@
 //! verify` binary run on the stopped installation, before and after an
 //! entry is edited in SQL.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -26,30 +28,17 @@ struct Installation {
 
 impl Installation {
     async fn start() -> Installation {
-        renkei_testkit::init_tracing();
-        let nats = NatsServer::start().await.expect("nats-server");
-        let db = TestDb::fresh().await.expect("database");
-        let dir = tempfile::tempdir().expect("data dir");
         // SQLite: the embedded default, every service's file in the data
         // dir, as `renkei up` keeps them. PostgreSQL: a schema each.
-        let url = if db.is_postgres() {
-            db.url.clone()
-        } else {
-            String::new()
-        };
-        let mut settings = renkei_testkit::settings(&nats.url(), &url, dir.path().to_path_buf());
-        settings.audit.head_interval_secs = 1;
-        let running = renkei_launcher::start(&settings, "audit-test")
-            .await
-            .expect("the product: four services under one address");
+        let p = common::Product::start("audit-test", |s| s.audit.head_interval_secs = 1).await;
         Installation {
-            url: format!("http://{}", running.addr),
-            http: reqwest::Client::new(),
-            running: Some(running),
-            settings,
-            db,
-            dir,
-            _nats: nats,
+            url: p.url,
+            http: p.http,
+            running: p.running,
+            settings: p.settings,
+            db: p.db,
+            dir: p.dir,
+            _nats: p.nats,
         }
     }
 

@@ -3,6 +3,8 @@
 //! `renkei` binary called with `--url`/`--token` as an operator would.
 //! SQLite by default, PostgreSQL with RENKEI_TEST_DATABASE_URL.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -45,26 +47,14 @@ impl Run {
 
 impl App {
     async fn start() -> App {
-        renkei_testkit::init_tracing();
-        let nats = NatsServer::start().await.expect("nats-server");
-        let db = TestDb::fresh().await.expect("database");
-        let dir = tempfile::tempdir().expect("data dir");
-        let url = if db.is_postgres() {
-            db.url.clone()
-        } else {
-            String::new()
-        };
-        let settings = renkei_testkit::settings(&nats.url(), &url, dir.path().to_path_buf());
-        let running = renkei_launcher::start(&settings, "cli-test")
-            .await
-            .expect("the product: four services under one address");
+        let p = common::Product::start("cli-test", |_| {}).await;
         App {
-            url: format!("http://{}", running.addr),
-            http: reqwest::Client::new(),
-            running: Some(running),
-            dir,
-            _db: db,
-            _nats: nats,
+            url: p.url,
+            http: p.http,
+            running: p.running,
+            dir: p.dir,
+            _db: p.db,
+            _nats: p.nats,
         }
     }
 

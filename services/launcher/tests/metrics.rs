@@ -6,6 +6,8 @@
 //! labelled with the service that owns its route, and values that follow
 //! what happened.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,26 +30,14 @@ struct Product {
 
 impl Product {
     async fn start() -> Product {
-        renkei_testkit::init_tracing();
-        let nats = NatsServer::start().await.expect("nats-server");
-        let db = TestDb::fresh().await.expect("database");
-        let dir = tempfile::tempdir().expect("data dir");
-        let url = if db.is_postgres() {
-            db.url.clone()
-        } else {
-            String::new()
-        };
-        let settings = renkei_testkit::settings(&nats.url(), &url, dir.path().to_path_buf());
-        let running = renkei_launcher::start(&settings, "metrics-test")
-            .await
-            .expect("the product: four services under one address");
+        let p = common::Product::start("metrics-test", |_| {}).await;
         Product {
-            url: format!("http://{}", running.addr),
-            http: reqwest::Client::new(),
-            running: Some(running),
-            _db: db,
-            _dir: dir,
-            _nats: nats,
+            url: p.url,
+            http: p.http,
+            running: p.running,
+            _db: p.db,
+            _dir: p.dir,
+            _nats: p.nats,
         }
     }
 
