@@ -66,15 +66,15 @@ impl BusGauges {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         for (stream, durable) in consumers {
-            let info = async {
-                let stream = self.js.get_stream(stream).await.ok()?;
-                let mut consumer = stream
-                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&durable)
-                    .await
-                    .ok()?;
-                consumer.info().await.ok().map(|i| i.num_pending)
-            };
-            if let Some(pending) = info.await {
+            // One request: the consumer's info comes with it.
+            let consumer = self
+                .js
+                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+                    &durable, stream,
+                )
+                .await;
+            if let Ok(consumer) = consumer {
+                let pending = consumer.cached_info().num_pending;
                 metrics::gauge!(metrics::CONSUMER_PENDING, "service" => service, "consumer" => durable)
                     .set(pending as f64);
             }
