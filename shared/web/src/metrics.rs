@@ -7,14 +7,12 @@
 //! tokens of acknowledgement links) and its status.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use renkei_telemetry::metrics;
 
 use crate::openapi::route_shape as shape;
-use crate::server::ServiceModule;
 
 /// Which service serves each `(METHOD, route)`.
 pub(crate) struct RouteOwners {
@@ -27,10 +25,14 @@ pub(crate) struct RouteOwners {
 }
 
 impl RouteOwners {
-    pub(crate) fn of(modules: &[Arc<dyn ServiceModule>], measured: bool) -> RouteOwners {
+    /// From each service's OpenAPI document.
+    pub(crate) fn of(
+        documents: &[(&'static str, utoipa::openapi::OpenApi)],
+        measured: bool,
+    ) -> RouteOwners {
         let mut owners = HashMap::new();
-        for module in modules {
-            for (path, item) in module.openapi().paths.paths {
+        for (service, document) in documents {
+            for (path, item) in &document.paths.paths {
                 let methods = [
                     ("GET", item.get.is_some()),
                     ("POST", item.post.is_some()),
@@ -39,12 +41,12 @@ impl RouteOwners {
                     ("DELETE", item.delete.is_some()),
                 ];
                 for (method, _) in methods.iter().filter(|(_, served)| *served) {
-                    owners.insert((method.to_string(), shape(&path)), module.name());
+                    owners.insert((method.to_string(), shape(path)), *service);
                 }
             }
         }
-        let server = match modules {
-            [one] => one.name(),
+        let server = match documents {
+            [(one, _)] => *one,
             _ => "renkei",
         };
         RouteOwners {

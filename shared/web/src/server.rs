@@ -50,12 +50,16 @@ pub fn serve(
     rate_limit: &RateLimitSettings,
     verifier: Arc<TokenVerifier>,
 ) -> anyhow::Result<Server> {
-    let openapi = web::Data::new(openapi_document(&modules));
+    // Each module's document is made once: for /openapi.json and for the
+    // owner of each route.
+    let documents: Vec<(&'static str, utoipa::openapi::OpenApi)> =
+        modules.iter().map(|m| (m.name(), m.openapi())).collect();
+    let openapi = web::Data::new(openapi_document(&documents));
     // `http.metrics`: the request histogram and `/metrics`, or neither.
     if http.metrics {
         renkei_telemetry::metrics::install();
     }
-    let owners = web::Data::new(crate::metrics::RouteOwners::of(&modules, http.metrics));
+    let owners = web::Data::new(crate::metrics::RouteOwners::of(&documents, http.metrics));
     let stores = web::Data::new(crate::idempotency::Stores {
         by_service: modules
             .iter()
@@ -116,7 +120,9 @@ pub fn serve(
     Ok(server.disable_signals().shutdown_timeout(10).run())
 }
 
-fn openapi_document(modules: &[Arc<dyn ServiceModule>]) -> utoipa::openapi::OpenApi {
+fn openapi_document(
+    documents: &[(&'static str, utoipa::openapi::OpenApi)],
+) -> utoipa::openapi::OpenApi {
     let mut doc = utoipa::openapi::OpenApiBuilder::new()
         .info(
             utoipa::openapi::InfoBuilder::new()
@@ -128,8 +134,8 @@ fn openapi_document(modules: &[Arc<dyn ServiceModule>]) -> utoipa::openapi::Open
                 .build(),
         )
         .build();
-    for module in modules {
-        doc.merge(module.openapi());
+    for (_, document) in documents {
+        doc.merge(document.clone());
     }
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
