@@ -80,7 +80,7 @@ impl Services {
         &self.urls[service]
     }
 
-    async fn wait_ready(&self, http: &reqwest::Client) {
+    async fn wait_ready(&mut self, http: &reqwest::Client) {
         for service in SERVICES {
             let deadline = tokio::time::Instant::now() + STEP;
             loop {
@@ -91,6 +91,13 @@ impl Services {
                     .is_ok_and(|r| r.status() == 200);
                 if ready {
                     break;
+                }
+                // A process that died at start says so at once (its stderr
+                // is the test's), not after the whole wait.
+                for (name, child) in &mut self.children {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("{name} exited at start with {status}");
+                    }
                 }
                 assert!(
                     tokio::time::Instant::now() < deadline,
