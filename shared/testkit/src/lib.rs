@@ -5,9 +5,13 @@
 //!
 //! [`bench`]: what the benchmarks share.
 //! [`bodies`]: property tests for request bodies, from their published schema.
+//! [`postgres`]: a PostgreSQL server of the test's own, to stop and start.
+//! [`processes`]: the service binaries as processes, to kill and restart.
 
 pub mod bench;
 pub mod bodies;
+pub mod postgres;
+pub mod processes;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

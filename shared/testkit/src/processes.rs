@@ -1,0 +1,1 @@
+//! The service binaries as separate processes, as deployed.

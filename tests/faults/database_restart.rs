@@ -1,0 +1,1 @@
+//! PostgreSQL restarted under load (an instance the test starts itself).

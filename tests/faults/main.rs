@@ -1,0 +1,7 @@
+//! The fault-injection suite: each test starts its own NATS server (and,
+//! where it kills it, its own database or service processes), breaks
+//! something the way production breaks, and a checker compares what happened
+//! with what must have happened. The promise under test: a crash or broker
+//! restart delays work; it never loses or doubles it.
+
+mod database_restart;
