@@ -117,6 +117,47 @@ pub fn is_transient(e: &sea_orm::DbErr) -> bool {
     .any(|needle| text.contains(needle))
 }
 
+/// Whether `e` says the database cannot be reached now (the server is down,
+/// restarting or refusing connections, the connection broke, or no
+/// connection could be had from the pool within its acquire timeout),
+/// rather than that this statement is wrong: the request may succeed once
+/// the database is back, so it is a 503, not a 500.
+///
+/// sea-orm 2 reports a failed acquire as [`DbErr::ConnectionAcquire`]
+/// (sqlx's `PoolTimedOut`/`PoolClosed`), a failed connect as [`DbErr::Conn`],
+/// and a connection lost mid-statement as the sqlx error (`Io`, or the
+/// server's `57P01 admin_shutdown` and class `08` codes) inside
+/// [`DbErr::Exec`] or [`DbErr::Query`].
+///
+/// [`DbErr::ConnectionAcquire`]: sea_orm::DbErr::ConnectionAcquire
+/// [`DbErr::Conn`]: sea_orm::DbErr::Conn
+/// [`DbErr::Exec`]: sea_orm::DbErr::Exec
+/// [`DbErr::Query`]: sea_orm::DbErr::Query
+pub fn is_unreachable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            sqlx_unreachable(e)
+        }
+        _ => false,
+    }
+}
+
+fn sqlx_unreachable(e: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match e {
+        Error::Io(_) | Error::Tls(_) | Error::PoolTimedOut | Error::PoolClosed => true,
+        Error::Database(e) => e.code().is_some_and(|code| {
+            // 08: connection exception; 57P01..57P03: admin or crash
+            // shutdown, cannot connect now (starting or stopping); 53300:
+            // too many connections.
+            code.starts_with("08") || code.starts_with("57P0") || code == "53300"
+        }),
+        _ => false,
+    }
+}
+
 /// The PostgreSQL schema of a service.
 pub fn schema_name(service: &str) -> String {
     service
@@ -180,6 +221,36 @@ mod tests {
 
     fn mode(url: &str) -> PgSslMode {
         plain_on_loopback(PgConnectOptions::from_str(url).expect("url")).get_ssl_mode()
+    }
+
+    #[test]
+    fn a_lost_or_refused_connection_is_unreachable_and_a_bad_statement_is_not() {
+        use std::sync::Arc;
+
+        use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
+        let sqlx = |e| RuntimeErr::SqlxError(Arc::new(e));
+        let io = || {
+            sea_orm::sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            ))
+        };
+        assert!(is_unreachable(&DbErr::ConnectionAcquire(
+            ConnAcquireErr::Timeout
+        )));
+        assert!(is_unreachable(&DbErr::Exec(sqlx(io()))));
+        assert!(is_unreachable(&DbErr::Query(sqlx(io()))));
+        assert!(is_unreachable(&DbErr::Query(sqlx(
+            sea_orm::sqlx::Error::PoolTimedOut
+        ))));
+        assert!(is_unreachable(&DbErr::Conn(RuntimeErr::Internal(
+            "refused".into()
+        ))));
+        assert!(!is_unreachable(&DbErr::Query(sqlx(
+            sea_orm::sqlx::Error::RowNotFound
+        ))));
+        assert!(!is_unreachable(&DbErr::RecordNotFound("x".into())));
+        assert!(!is_unreachable(&DbErr::Custom("bad".into())));
     }
 
     #[test]

@@ -12,9 +12,40 @@ pub fn invalid(e: renkei_domain::Invalid) -> ApiError {
     ApiError::invalid(e.field, e.reason)
 }
 
-/// A database failure: 500, its cause logged once.
+/// What a client is told while the database cannot be reached.
+pub const DATABASE_UNAVAILABLE: &str = "the database is not reachable now; try again shortly";
+
+/// A database failure, its cause logged once: a 503 with
+/// [`DATABASE_UNAVAILABLE`] when the database cannot be reached now (down,
+/// restarting, the connection lost, no connection within the pool's acquire
+/// timeout: see [`renkei_store::is_unreachable`]), else a 500.
 pub fn db(e: sea_orm::DbErr) -> ApiError {
-    ApiError::Internal(anyhow::Error::new(e))
+    if renkei_store::is_unreachable(&e) {
+        database_unavailable(&e)
+    } else {
+        ApiError::Internal(anyhow::Error::new(e))
+    }
+}
+
+fn database_unavailable(cause: &dyn std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %cause, "database not reachable");
+    ApiError::Unavailable(DATABASE_UNAVAILABLE.to_owned())
+}
+
+/// An unexpected failure is a 500, unless a database error in its chain
+/// says the database cannot be reached: then it is the same 503 as [`db`].
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        let unreachable = e
+            .chain()
+            .filter_map(|c| c.downcast_ref::<sea_orm::DbErr>())
+            .any(renkei_store::is_unreachable);
+        if unreachable {
+            database_unavailable(&format_args!("{e:#}"))
+        } else {
+            ApiError::Internal(e)
+        }
+    }
 }
 
 /// A path segment that must be an id. A malformed id cannot name anything:
@@ -77,7 +108,7 @@ pub enum ApiError {
     Unavailable(String),
     /// A bug or an unexpected failure; its cause chain is logged once.
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
 
 impl ApiError {
@@ -227,6 +258,8 @@ impl ResponseError for ApiError {
             ApiError::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "request failed")
             }
+            // Logged with its cause where it was made.
+            ApiError::Unavailable(why) if why == DATABASE_UNAVAILABLE => {}
             ApiError::Unavailable(why) => tracing::warn!(reason = %why, "dependency unavailable"),
             _ => {}
         }
@@ -327,6 +360,25 @@ mod tests {
             ApiError::Unavailable("registry".into()).not_found_as("playbook"),
             ApiError::Unavailable(_)
         ));
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_saying_so_and_a_bad_statement_a_500() {
+        let refused = || sea_orm::DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout);
+        let (status, json) = body(db(refused()));
+        assert_eq!(status, 503);
+        assert_eq!(json["error"], "unavailable");
+        assert_eq!(json["detail"], DATABASE_UNAVAILABLE);
+        // Through anyhow (`?` in a handler) too, with context around it.
+        let wrapped = anyhow::Error::new(refused()).context("loading the incident");
+        let (status, json) = body(ApiError::from(wrapped));
+        assert_eq!(status, 503);
+        assert_eq!(json["detail"], DATABASE_UNAVAILABLE);
+        let (status, json) = body(db(sea_orm::DbErr::Custom("syntax".into())));
+        assert_eq!(status, 500);
+        assert_eq!(json["error"], "internal");
+        let (status, _) = body(ApiError::from(anyhow::anyhow!("a bug")));
+        assert_eq!(status, 500);
     }
 
     #[test]

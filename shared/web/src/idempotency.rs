@@ -307,6 +307,9 @@ pub(crate) async fn idempotent(
 }
 
 fn store_error(error: DbErr) -> actix_web::Error {
+    if renkei_store::is_unreachable(&error) {
+        return crate::error::db(error).into();
+    }
     ApiError::Unavailable(format!("the idempotency record cannot be read: {error}")).into()
 }
 
