@@ -12,135 +12,18 @@
 //! --workspace --bins --tests` does, as `tests/run` does).
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use prost::Message as _;
-use renkei_testkit::{NatsServer, TestDb, WebhookSink, call, free_port, token};
+use renkei_testkit::processes::{Launch, SERVICES, Services};
+use renkei_testkit::{NatsServer, TestDb, WebhookSink, call, token};
 use renkei_web::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 const STEP: Duration = Duration::from_secs(30);
-const SERVICES: [&str; 4] = ["registry", "demarcation", "contacts", "emergency"];
-
-/// The four service processes; killed if the test fails, stopped with
-/// SIGTERM (so they flush their spans) when it ends.
-struct Services {
-    children: Vec<(&'static str, Child)>,
-    urls: HashMap<&'static str, String>,
-}
-
-impl Services {
-    fn start(nats: &str, database: &str, dir: &std::path::Path, otlp: &str) -> Services {
-        let bin_dir = std::env::current_exe()
-            .expect("test executable")
-            .parent()
-            .and_then(|deps| deps.parent())
-            .map(PathBuf::from)
-            .expect("target directory");
-        let mut children = Vec::new();
-        let mut urls = HashMap::new();
-        for service in SERVICES {
-            let binary = bin_dir.join(format!("renkei-{service}"));
-            assert!(
-                binary.exists(),
-                "{} is not built: run `cargo build --bins` (tests/run does)",
-                binary.display()
-            );
-            let port = free_port();
-            let child = Command::new(&binary)
-                .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .env("RENKEI_NATS__URL", nats)
-                .env("RENKEI_DATABASE__URL", database)
-                .env("RENKEI_DATA_DIR", dir)
-                .env("RENKEI_HTTP__LISTEN", format!("127.0.0.1:{port}"))
-                .env("RENKEI_HTTP__WORKERS", "2")
-                .env("RENKEI_AUTH__DEV_KEY", renkei_testkit::TEST_KEY)
-                .env("RENKEI_RATE_LIMIT__PER_SECOND", "0")
-                .env("RENKEI_OUTBOX__SWEEP_INTERVAL_MS", "200")
-                .env("RENKEI_TELEMETRY__OTLP_ENDPOINT", otlp)
-                .env("RENKEI_TELEMETRY__FILTER", "info")
-                .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{} does not start: {e}", binary.display()));
-            children.push((service, child));
-            urls.insert(service, format!("http://127.0.0.1:{port}"));
-        }
-        Services { children, urls }
-    }
-
-    fn url(&self, service: &str) -> &str {
-        &self.urls[service]
-    }
-
-    async fn wait_ready(&mut self, http: &reqwest::Client) {
-        for service in SERVICES {
-            let deadline = tokio::time::Instant::now() + STEP;
-            loop {
-                let ready = http
-                    .get(format!("{}/readyz", self.url(service)))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200);
-                if ready {
-                    break;
-                }
-                // A process that died at start says so at once (its stderr
-                // is the test's), not after the whole wait.
-                for (name, child) in &mut self.children {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        panic!("{name} exited at start with {status}");
-                    }
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "{service} never ready"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-
-    /// SIGTERM each, and waits for it to exit (its spans flushed).
-    fn stop(&mut self) {
-        for (service, child) in &mut self.children {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => {
-                        assert!(status.success(), "{service} exited with {status}");
-                        break;
-                    }
-                    _ if std::time::Instant::now() > deadline => {
-                        panic!("{service} did not stop within 20 s of SIGTERM")
-                    }
-                    _ => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        }
-        self.children.clear();
-    }
-}
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// One exported span, as the receiver decoded it.
 #[derive(Debug, Clone)]
 struct Span {
@@ -230,9 +113,14 @@ async fn the_spreading_flow_is_one_trace_across_all_four_services() {
     } else {
         String::new()
     };
-    let mut services = Services::start(&nats.url(), &database, dir.path(), &receiver.url);
+    let mut services = Services::start(
+        Launch::new(&nats.url(), &database, dir.path())
+            .env("RENKEI_TELEMETRY__OTLP_ENDPOINT", &receiver.url)
+            .env("RENKEI_TELEMETRY__FILTER", "info")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "200"),
+    );
+    services.wait_ready(STEP).await;
     let http = reqwest::Client::new();
-    services.wait_ready(&http).await;
 
     let send = |service: &'static str,
                 method: reqwest::Method,

@@ -183,6 +183,8 @@ pub struct Consumer<H> {
     /// Woken after each commit: workers that act on what handlers wrote
     /// (a dispatcher of deliveries), so nothing waits for a poll.
     after_commit: Vec<Arc<tokio::sync::Notify>>,
+    /// Its fault point between commit and acks ([`crate::faults`]).
+    before_ack: String,
 }
 
 impl<H: EventHandler> Consumer<H> {
@@ -218,6 +220,7 @@ impl<H: EventHandler> Consumer<H> {
         Consumer {
             db,
             js: jetstream::new(client),
+            before_ack: crate::faults::before_ack(&spec.durable),
             spec,
             handler,
             outbox,
@@ -358,6 +361,7 @@ impl<H: EventHandler> Consumer<H> {
             outcomes.push((message, span, result));
         }
         let committed = commit(txn, deferred).await;
+        fail::fail_point!(&self.before_ack, |_| crate::faults::die(&self.before_ack));
         if let Err(error) = &committed {
             tracing::warn!(%error, "batch not committed; it will be redelivered");
         } else {

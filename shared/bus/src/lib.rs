@@ -11,10 +11,12 @@
 //! - [`query`]: typed request/reply with timeouts.
 //! - [`nats`]: connecting and declaring streams, safe at every start.
 //! - [`service`]: what every service opens at start (database, streams, relay).
+//! - [`faults`]: fault points the fault-injection suite arms (`FAILPOINTS`).
 
 pub mod consumer;
 pub mod contracts;
 pub mod envelope;
+pub mod faults;
 pub mod headers;
 pub mod metrics;
 pub mod migrations;

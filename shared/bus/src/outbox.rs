@@ -80,6 +80,9 @@ impl Outbox {
         entity::Entity::insert(row)
             .exec_without_returning(txn)
             .await?;
+        fail::fail_point!(crate::faults::STAGED, |arg| Err(
+            crate::faults::staged_failure(arg)
+        ));
         Ok(envelope)
     }
 
@@ -110,6 +113,9 @@ impl Outbox {
         entity::Entity::insert(row)
             .exec_without_returning(txn)
             .await?;
+        fail::fail_point!(crate::faults::STAGED, |arg| Err(
+            crate::faults::staged_failure(arg)
+        ));
         Ok(envelope)
     }
 
@@ -131,6 +137,9 @@ impl Outbox {
                 .exec_without_returning(txn)
                 .await?;
         }
+        fail::fail_point!(crate::faults::STAGED, |arg| Err(
+            crate::faults::staged_failure(arg)
+        ));
         Ok(events.len())
     }
 
@@ -371,6 +380,11 @@ impl Relay {
     /// Sends every row, then awaits the acks; `Ok(n)` when all `n` were
     /// stored by JetStream, else the first failure and how many came before.
     async fn publish(&self, rows: &[entity::Model]) -> Result<usize, (usize, anyhow::Error)> {
+        if !rows.is_empty() {
+            fail::fail_point!(crate::faults::BEFORE_PUBLISH, |_| crate::faults::die(
+                crate::faults::BEFORE_PUBLISH
+            ));
+        }
         let mut pending = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
             let carrier: renkei_telemetry::Carrier =

@@ -519,6 +519,7 @@ pub async fn run_alone<S: Service>(
         ..Default::default()
     })?;
     let _telemetry = renkei_telemetry::init(&settings.telemetry, name)?;
+    renkei_bus::faults::from_env()?;
     let mut runtime = Runtime::start(&settings, name).await?;
     let service = runtime.start_service::<S>(&settings).await?;
     runtime.serve(&settings, vec![service.module()]).await
