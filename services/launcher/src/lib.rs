@@ -4,6 +4,8 @@
 //! operator CLI, `renkei token`, `renkei audit`) live beside it in
 //! `src/main.rs`.
 
+pub mod bench;
+
 /// Starts every service of the product on `settings`, serving them all
 /// under `http.listen`; `name` names the NATS connection.
 pub async fn start(

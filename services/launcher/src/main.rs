@@ -140,6 +140,13 @@ enum Command {
         #[arg(long, env = "RENKEI_LISTEN_SECRET", hide_env_values = true)]
         secret: Option<String>,
     },
+    /// Measure the product against the floor under each figure, in one
+    /// run: blast radius, GET by id, events, incident alerts, rules
+    /// consensus, cold start and memory; writes report.md and report.json.
+    Bench {
+        #[command(flatten)]
+        args: renkei_launcher::bench::BenchArgs,
+    },
     /// The id of an organisation or system by its exact name.
     Id {
         #[command(flatten)]
@@ -199,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Drill { remote, command } => {
             cli::finish(async { cli::drill::run(&cli::Client::new(&remote)?, command).await }.await)
         }
+        Command::Bench { args } => renkei_launcher::bench::run(args).await,
         Command::Listen { listen, secret } => listen::run(&listen, secret).await,
         Command::Id { remote, command } => cli::finish(
             async { cli::lookup::run(&cli::Client::new(&remote)?, command).await }.await,
