@@ -91,16 +91,7 @@ impl Report {
         for r in &self.rows {
             let (m, p, x) = cells(r.value.as_ref());
             let (fm, fp, fx) = cells(r.floor.as_ref());
-            let ratio = r.ratio.map_or_else(
-                || "–".to_owned(),
-                |q| {
-                    if q >= 10.0 {
-                        format!("{q:.0}×")
-                    } else {
-                        format!("{q:.2}×")
-                    }
-                },
-            );
+            let ratio = r.ratio.map_or_else(|| "–".to_owned(), fmt_ratio);
             let _ = writeln!(
                 s,
                 "| {} | {} | {m} | {p} | {x} | {} | {fm} | {fp} | {fx} | {ratio} | {} |",
@@ -109,6 +100,18 @@ impl Report {
         }
         s.push_str("\nratio: how many times the floor's cost the product's figure costs, on medians (value ÷ floor for times and memory, floor ÷ value for rates; below 1× is faster than the floor). For a rate the three columns hold the one rate measured.\n");
         s
+    }
+}
+
+/// A ratio for people: whole above 10×, and for far below 1× also how many
+/// times faster than the floor.
+fn fmt_ratio(q: f64) -> String {
+    if q >= 10.0 {
+        format!("{q:.0}×")
+    } else if q >= 0.1 {
+        format!("{q:.2}×")
+    } else {
+        format!("{q:.3}× ({:.0}× faster)", 1.0 / q)
     }
 }
 
