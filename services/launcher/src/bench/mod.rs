@@ -581,3 +581,46 @@ fn done_line(progress: &ProgressBar, r: &Row) {
         .map_or_else(|| "–".to_owned(), |f| f.show(f.median));
     progress.println(format!("✔ {} — {}: {v} (floor {f})", r.scenario, r.figure));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    #[test]
+    fn scenarios_are_picked_by_name_or_number() {
+        assert_eq!(picked(&[]).expect("all"), SCENARIOS.to_vec());
+        let some = picked(&["2".into(), "rules".into(), "get".into()]).expect("some");
+        assert_eq!(some, vec!["get", "rules"]);
+        assert!(picked(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn quick_sizes_give_way_to_explicit_ones() {
+        let cli = Cli::parse_from([
+            "bench",
+            "--quick",
+            "--links",
+            "1_000",
+            "--scenarios",
+            "blast,get",
+        ]);
+        let sizes = Sizes::of(&cli.args);
+        assert_eq!(
+            (sizes.orgs, sizes.systems, sizes.links),
+            (50, 10_000, 1_000)
+        );
+        assert_eq!(cli.args.scenarios, vec!["blast", "get"]);
+        let full = Sizes::of(&Cli::parse_from(["bench"]).args);
+        assert_eq!(
+            (full.systems, full.links, full.orgs),
+            (100_000, 1_000_000, 1_000)
+        );
+    }
+}
