@@ -5,3 +5,6 @@
 //! restart delays work; it never loses or doubles it.
 
 mod database_restart;
+mod cold_restart;
+mod crash_before_publish;
+mod world;
