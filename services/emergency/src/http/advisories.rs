@@ -197,16 +197,20 @@ pub(super) async fn issue_advisory(
         .of(issuer)
         .detail(serde_json::json!({"platform_id": body.platform_id, "severity": severity.get()}));
     renkei_audit::record(&txn, &who, done).await.map_err(db)?;
-    state.outbox.commit(txn).await.map_err(db)?;
-    state.worker.notify_one();
+    // The answer is read before the commit: nothing may fail after it, or
+    // a created advisory is answered 5xx and a retry with the same
+    // Idempotency-Key issues it twice.
     let a = advisory::Entity::find_by_id(id)
-        .one(&state.db.write)
+        .one(&txn)
         .await
         .map_err(db)?
         .ok_or(ApiError::NotFound("advisory"))?;
+    let view = advisory_view(&txn, a, None).await.map_err(db)?;
+    state.outbox.commit(txn).await.map_err(db)?;
+    state.worker.notify_one();
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/advisories/{id}")))
-        .json(advisory_view(&state.db.write, a, None).await.map_err(db)?))
+        .json(view))
 }
 
 /// Whether `who` sees every organisation's confirmation of `a`.
