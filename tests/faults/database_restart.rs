@@ -680,3 +680,38 @@ async fn while_postgres_is_down_requests_get_a_503_saying_so_and_resume_once_it_
     drop(pg);
     drop(nats);
 }
+
+/// The test's own server itself: killed like a crash (SIGKILL to it and its
+/// backends), it starts again on the same data and port and has lost no
+/// committed row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_postgres_killed_like_a_crash_starts_again_on_its_data_with_every_committed_row() {
+    use sea_orm::{ConnectionTrait as _, Database};
+    let mut pg = OwnPostgres::start_new()
+        .await
+        .unwrap_or_else(|e| panic!("this test needs a PostgreSQL server of its own: {e:#}"));
+    let port = pg.port;
+    let conn = Database::connect(pg.url()).await.expect("connect");
+    conn.execute_unprepared("CREATE TABLE kept (n int); INSERT INTO kept VALUES (1), (2)")
+        .await
+        .expect("rows");
+    conn.close().await.ok();
+    pg.kill();
+    assert!(!pg.is_running());
+    assert!(!pg.ready().await, "still answering after the kill");
+    pg.start()
+        .await
+        .unwrap_or_else(|e| panic!("no start after the kill: {e:#}"));
+    assert_eq!(pg.port, port);
+    let conn = Database::connect(pg.url()).await.expect("connect again");
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT count(*) AS n FROM kept",
+        ))
+        .await
+        .expect("count")
+        .expect("a row");
+    assert_eq!(row.try_get::<i64>("", "n").expect("n"), 2);
+    conn.close().await.ok();
+}
