@@ -4,7 +4,8 @@
 //! with what must have happened. The promise under test: a crash or broker
 //! restart delays work; it never loses or doubles it.
 
-mod database_restart;
 mod cold_restart;
+mod consumer_kill;
 mod crash_before_publish;
+mod database_restart;
 mod world;

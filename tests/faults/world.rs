@@ -235,7 +235,10 @@ impl World {
             if report["systems"].as_u64() == Some(n) {
                 break;
             }
-            assert!(Instant::now() < deadline, "demarcation never knew {n} systems");
+            assert!(
+                Instant::now() < deadline,
+                "demarcation never knew {n} systems"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -287,6 +290,14 @@ impl Alerts {
     /// Pairs alerted, each counted once.
     pub fn pairs(&self) -> usize {
         self.by_pair.len()
+    }
+
+    /// Pairs alerted on one of `paths`, each counted once.
+    pub fn pairs_on(&self, paths: &HashSet<String>) -> usize {
+        self.by_pair
+            .keys()
+            .filter(|(_, path)| paths.contains(path))
+            .count()
     }
 
     /// Pairs that got two different deliveries: a notification made twice.
@@ -343,4 +354,85 @@ pub async fn stream_events(nats_url: &str, stream: &str) -> Vec<renkei_bus::Enve
         events.push(serde_json::from_slice(&message.payload).expect("an envelope"));
     }
     events
+}
+
+impl World {
+    /// An origin agency and `n` agencies at risk from it: each of their
+    /// systems is reached from the origin's by a link carrying malware.
+    pub async fn fan(&self, n: usize) -> (Org, Vec<Org>) {
+        let origin = self.org("Origin Agency", "government_agency", true).await;
+        let mut at_risk = Vec::with_capacity(n);
+        for i in 0..n {
+            let org = self
+                .org(&format!("Agency {i:04}"), "government_agency", true)
+                .await;
+            self.link(origin.system(), org.system(), &["malware"]).await;
+            at_risk.push(org);
+        }
+        self.wait_known(n as u64 + 1).await;
+        (origin, at_risk)
+    }
+
+    /// The sum of `name`'s samples on `service`'s `/metrics` whose labels
+    /// contain every one of `labels` (`consumer="contacts-emergency"`).
+    pub async fn metric(&self, service: &str, name: &str, labels: &[&str]) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.url(service)))
+            .send()
+            .await
+            .expect("/metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter(|l| l.starts_with(name) && labels.iter().all(|want| l.contains(want)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// Declares an incident the way a careful client does: with an
+/// `Idempotency-Key`, sending again on every failure (no answer, a 5xx, a
+/// 409 while the first attempt still runs) until it gets the incident;
+/// returns it and how many attempts it took.
+pub async fn declare_with_retries(
+    http: &reqwest::Client,
+    (url, token, body): &(String, String, Value),
+    key: &str,
+    within: Duration,
+) -> (Uuid, u32) {
+    let deadline = Instant::now() + within;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let answer = http
+            .post(url)
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .timeout(Duration::from_secs(10))
+            .json(body)
+            .send()
+            .await;
+        match answer {
+            Ok(resp) if resp.status().as_u16() == 201 => {
+                let incident: Value = resp.json().await.expect("incident");
+                return (id_at(&incident["id"]), attempts);
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                assert!(
+                    status >= 500 || status == 409 || status == 429,
+                    "declaration refused with {status}: {}",
+                    resp.text().await.unwrap_or_default()
+                );
+            }
+            Err(_) => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "declaration {key} never succeeded in {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
