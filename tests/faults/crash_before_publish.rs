@@ -133,7 +133,9 @@ async fn a_transaction_that_never_committed_publishes_nothing() {
     // Failed after staging (the handler's transaction rolls back): a 500,
     // then the next create, untouched by the fault, goes through.
     let point = format!("{}=1*return", faults::STAGED);
-    world.services.start_one("registry", &[("FAILPOINTS", &point)]);
+    world
+        .services
+        .start_one("registry", &[("FAILPOINTS", &point)]);
     world.services.wait_ready(READY_WITHIN).await;
     let (status, body) = create_org(&world, "Agency Rolled Back")
         .await

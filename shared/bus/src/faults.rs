@@ -41,7 +41,11 @@ pub fn from_env() -> anyhow::Result<()> {
             .with_context(|| format!("FAILPOINTS: {entry:?} is not name=actions"))?;
         fail::cfg(name.trim(), actions.trim())
             .map_err(|e| anyhow::anyhow!("FAILPOINTS: {name}: {e}"))?;
-        tracing::warn!(point = name.trim(), actions = actions.trim(), "fault point armed");
+        tracing::warn!(
+            point = name.trim(),
+            actions = actions.trim(),
+            "fault point armed"
+        );
     }
     Ok(())
 }

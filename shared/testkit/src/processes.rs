@@ -71,10 +71,7 @@ impl Services {
     /// Starts all four (not waiting for them: see [`Services::wait_ready`]).
     pub fn start(launch: Launch) -> Services {
         let mut services = Services {
-            ports: SERVICES
-                .iter()
-                .map(|s| (*s, crate::free_port()))
-                .collect(),
+            ports: SERVICES.iter().map(|s| (*s, crate::free_port())).collect(),
             launch,
             children: HashMap::new(),
         };
