@@ -82,7 +82,15 @@ impl Local {
             }
         }
         let started = Instant::now();
-        let running = crate::start(&settings, "renkei-bench").await?;
+        let running = match crate::start(&settings, "renkei-bench").await {
+            Ok(running) => running,
+            Err(e) => {
+                if let Some((options, name)) = &scratch {
+                    drop_database(options, name).await.ok();
+                }
+                return Err(e);
+            }
+        };
         let url = format!("http://{}", running.addr);
         wait_ready(&reqwest::Client::new(), &url, Duration::from_secs(120)).await?;
         let cold_start = started.elapsed();
