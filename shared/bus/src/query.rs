@@ -79,6 +79,15 @@ pub async fn request<Q: Query>(
         subject: Q::SUBJECT,
         reason: e.to_string(),
     })?;
+    // Without a connection the request would only wait out its timeout in
+    // the client's buffer: say so at once (a declaration during a broker
+    // outage is answered in milliseconds, its assessment left to the worker).
+    if client.connection_state() != async_nats::connection::State::Connected {
+        return Err(QueryError::Transport {
+            subject: Q::SUBJECT,
+            reason: "NATS is not connected".into(),
+        });
+    }
     let headers = headers::to_headers(&renkei_telemetry::inject(&tracing::Span::current()));
     let answer = tokio::time::timeout(
         timeout,
