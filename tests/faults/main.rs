@@ -8,4 +8,6 @@ mod cold_restart;
 mod consumer_kill;
 mod crash_before_publish;
 mod database_restart;
+mod jetstream_wipe;
+mod nats_outage;
 mod world;

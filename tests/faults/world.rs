@@ -436,3 +436,47 @@ pub async fn declare_with_retries(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+impl World {
+    /// Every item of a paginated list (`{"items": [...], "next": cursor}`).
+    pub async fn list_all(&self, service: &str, path: &str, token: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let page = match &cursor {
+                None => format!("{path}{sep}limit=100"),
+                Some(c) => format!("{path}{sep}limit=100&cursor={c}"),
+            };
+            let (status, body) = self.get(service, &page, token).await;
+            assert_eq!(status, 200, "GET {page}: {body}");
+            items.extend(body["items"].as_array().cloned().unwrap_or_default());
+            match body["next"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
+    /// Events staged and not yet published, on every service (`/metrics`).
+    pub async fn outbox_backlog(&self) -> f64 {
+        let mut total = 0.0;
+        for service in renkei_testkit::processes::SERVICES {
+            total += self
+                .metric(service, renkei_telemetry::metrics::OUTBOX_BACKLOG, &[])
+                .await;
+        }
+        total
+    }
+
+    /// Events in the streams not yet acked by the consumers, on every service.
+    pub async fn consumer_pending(&self) -> f64 {
+        let mut total = 0.0;
+        for service in renkei_testkit::processes::SERVICES {
+            total += self
+                .metric(service, renkei_telemetry::metrics::CONSUMER_PENDING, &[])
+                .await;
+        }
+        total
+    }
+}

@@ -251,7 +251,7 @@ fn log_event(event: &Event, credentials: &str) {
 }
 
 /// The configuration every stream of the product is declared with.
-fn stream_config(spec: &StreamSpec, replicas: usize) -> stream::Config {
+pub fn stream_config(spec: &StreamSpec, replicas: usize) -> stream::Config {
     stream::Config {
         name: spec.name.to_owned(),
         subjects: spec.subjects.iter().map(|s| (*s).to_owned()).collect(),

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use async_nats::jetstream::message::PublishMessage;
 use chrono::Utc;
 use renkei_store::Db;
@@ -195,6 +196,9 @@ impl Outbox {
             sweep: Duration::from_millis(settings.sweep_interval_ms),
             batch: settings.batch_size,
             unmarked: std::sync::Mutex::new(Unmarked::default()),
+            replicas: 1,
+            streams_seen: std::sync::Mutex::default(),
+            next_stream_check: std::sync::Mutex::new(std::time::Instant::now()),
         }
     }
 }
@@ -225,20 +229,47 @@ pub struct Relay {
     sweep: Duration,
     batch: u64,
     unmarked: std::sync::Mutex<Unmarked>,
+    /// Its own streams' replicas, to declare them again ([`Relay::reconcile`]).
+    replicas: usize,
+    /// When each own stream was created, as last seen; a stream created
+    /// since (its store lost, say) gets every retained event again.
+    streams_seen: std::sync::Mutex<std::collections::HashMap<&'static str, i128>>,
+    next_stream_check: std::sync::Mutex<std::time::Instant>,
 }
 
 /// Published rows are kept this long for inspection, then deleted.
 const RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
+/// How often a relay checks that its own streams still hold what it
+/// published (and after every failed publish).
+const STREAM_CHECK: Duration = Duration::from_secs(3);
+/// Clock difference tolerated between the services and the NATS server
+/// when telling events published before a stream's creation.
+const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+
 impl Relay {
+    /// Its own streams are declared with `replicas` replicas.
+    pub fn with_stream_replicas(mut self, replicas: usize) -> Relay {
+        self.replicas = replicas;
+        self
+    }
+
     /// Runs until `cancel`, publishing after every wake-up and every sweep.
     pub async fn run(self, cancel: CancellationToken) {
         let mut backoff = Duration::from_millis(50);
         let mut last_cleanup = std::time::Instant::now();
         loop {
+            if let Err(error) = self.reconcile_when_due().await {
+                tracing::warn!(error = %format!("{error:#}"), "own streams not checked; will retry");
+            }
             match self.drain().await {
                 Ok(_) => backoff = Duration::from_millis(50),
                 Err(error) => {
+                    // A stream that is gone is declared again at the next check.
+                    *self
+                        .next_stream_check
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
                     tracing::warn!(error = %format!("{error:#}"), retry_in_ms = backoff.as_millis() as u64, "outbox relay could not publish; will retry");
                     tokio::select! {
                         _ = cancel.cancelled() => return,
@@ -274,6 +305,94 @@ impl Relay {
                 tracing::warn!(%error, "outbox marks not written yet");
             }
         }
+    }
+
+    /// Runs [`Relay::reconcile`] when its time has come.
+    async fn reconcile_when_due(&self) -> anyhow::Result<()> {
+        {
+            let mut next = self
+                .next_stream_check
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if std::time::Instant::now() < *next {
+                return Ok(());
+            }
+            *next = std::time::Instant::now() + STREAM_CHECK;
+        }
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Ok(());
+        }
+        self.reconcile().await.map(drop)
+    }
+
+    /// Makes sure the service's own streams exist (declaring any that is
+    /// missing: a JetStream store lost or wiped) and, for each stream
+    /// created since it was last seen — or, at the first check, created
+    /// after events were published into it — publishes again every
+    /// retained event of it that was published before the stream's
+    /// creation: those went with the old store. Consumers drop what they
+    /// had already handled (by event id). Returns how many events were put
+    /// back to publish.
+    pub async fn reconcile(&self) -> anyhow::Result<u64> {
+        let mut again = 0;
+        for spec in crate::subjects::STREAMS
+            .iter()
+            .filter(|s| crate::nats::owns(self.source, s))
+        {
+            let stream = self
+                .js
+                .create_stream(crate::nats::stream_config(spec, self.replicas))
+                .await
+                .map_err(|e| anyhow::anyhow!(e))
+                .with_context(|| format!("stream {} could not be declared", spec.name))?;
+            let created = stream.cached_info().created;
+            let stamp = created.unix_timestamp_nanos();
+            let before = self
+                .streams_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(spec.name, stamp);
+            if before == Some(stamp) {
+                continue;
+            }
+            let Some(created) = chrono::DateTime::<Utc>::from_timestamp_nanos(
+                i64::try_from(stamp).unwrap_or(i64::MAX),
+            )
+            .checked_add_signed(CLOCK_SLACK) else {
+                continue;
+            };
+            let mut lost = sea_orm::Condition::any();
+            for subject in spec.subjects {
+                let prefix = subject.trim_end_matches('>');
+                lost = lost.add(entity::Column::Subject.starts_with(prefix));
+            }
+            let put_back = entity::Entity::update_many()
+                .col_expr(
+                    entity::Column::PublishedAt,
+                    Expr::value(Option::<chrono::DateTime<Utc>>::None),
+                )
+                .filter(entity::Column::PublishedAt.lt(created))
+                .filter(lost)
+                .exec(&self.db.write)
+                .await?
+                .rows_affected;
+            if put_back > 0 {
+                // Marks still waiting were for the old store too.
+                *self.unmarked.lock().unwrap_or_else(|e| e.into_inner()) = Unmarked::default();
+                tracing::warn!(
+                    stream = spec.name,
+                    events = put_back,
+                    "stream created after events were published into it (store lost?); publishing them again"
+                );
+                self.wake();
+            }
+            again += put_back;
+        }
+        Ok(again)
+    }
+
+    fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// How long until the waiting marks must be written (`None`: none wait).

@@ -41,6 +41,7 @@ pub async fn open<M: MigratorTrait>(
     tasks.spawn(
         outbox
             .relay(db.clone(), nats.clone(), &settings.outbox)
+            .with_stream_replicas(settings.nats.stream_replicas)
             .run(cancel.clone()),
     );
     let gauges = BusGauges::new(service, db.clone(), nats.clone());

@@ -78,6 +78,21 @@ impl NatsServer {
         }
     }
 
+    /// Kills it, deletes its JetStream store (every stream and consumer
+    /// with it), and starts it again empty on the same port.
+    pub async fn wipe_and_restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        for entry in std::fs::read_dir(self.store.path())? {
+            let path = entry?.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        self.restart().await
+    }
+
     /// Starts it again on the same port with the same store.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();

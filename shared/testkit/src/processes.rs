@@ -104,7 +104,12 @@ impl Services {
             .env("RENKEI_RATE_LIMIT__PER_SECOND", "0")
             .env("RENKEI_OUTBOX__SWEEP_INTERVAL_MS", "200")
             .env("RENKEI_TELEMETRY__FILTER", "warn")
-            .stdout(Stdio::null())
+            // Their logs (stdout) only when asked: RENKEI_TEST_SERVICE_LOGS=1.
+            .stdout(if std::env::var_os("RENKEI_TEST_SERVICE_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::inherit());
         for (name, value) in &self.launch.env {
             command.env(name, value);
