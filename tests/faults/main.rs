@@ -3,6 +3,10 @@
 //! something the way production breaks, and a checker compares what happened
 //! with what must have happened. The promise under test: a crash or broker
 //! restart delays work; it never loses or doubles it.
+//!
+//! Each test prints its figures (drain times, redeliveries) for the run's log.
+
+#![allow(clippy::print_stdout)]
 
 mod cold_restart;
 mod consumer_kill;

@@ -287,11 +287,6 @@ impl Alerts {
         alerts
     }
 
-    /// Pairs alerted, each counted once.
-    pub fn pairs(&self) -> usize {
-        self.by_pair.len()
-    }
-
     /// Pairs alerted on one of `paths`, each counted once.
     pub fn pairs_on(&self, paths: &HashSet<String>) -> usize {
         self.by_pair
