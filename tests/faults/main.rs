@@ -13,5 +13,6 @@ mod consumer_kill;
 mod crash_before_publish;
 mod database_restart;
 mod jetstream_wipe;
+mod lost_answer;
 mod nats_outage;
 mod world;

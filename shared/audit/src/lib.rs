@@ -154,6 +154,10 @@ pub async fn record_all<C: ConnectionTrait>(
     actions: Vec<Action>,
 ) -> Result<(), DbErr> {
     let actor = actor.into();
+    // A keyed request's write: its key is marked in the same transaction.
+    if let Some(first) = actions.first() {
+        renkei_web::idempotency::mark_committed(conn, &first.object_id).await?;
+    }
     let entries = Deferred {
         actions: actions.into_iter().map(|a| (actor.clone(), a)).collect(),
         span: tracing::Span::current(),

@@ -17,11 +17,15 @@
 //! | [`STAGED`] | an event row is written in a handler's transaction, not yet committed |
 //! | [`BEFORE_PUBLISH`] | the relay holds committed, unpublished rows |
 //! | `consumer.<durable>.before_ack` | a consumer's batch is committed, not yet acked |
+//! | [`BEFORE_ANSWER_KEPT`] | a keyed request is answered, its answer not yet kept |
 
 use anyhow::Context as _;
 
 /// An event is staged in a transaction that has not committed.
 pub const STAGED: &str = "outbox.staged";
+/// A keyed request's handler has answered (its transaction committed);
+/// the answer is kept for replays next.
+pub const BEFORE_ANSWER_KEPT: &str = "idempotency.before_answer_kept";
 /// The relay has read committed rows and publishes them next.
 pub const BEFORE_PUBLISH: &str = "relay.before_publish";
 

@@ -355,10 +355,19 @@ impl Relay {
             if before == Some(stamp) {
                 continue;
             }
+            // Seen re-created while running: what went out shortly before,
+            // by a clock that may run a little behind the server's, too
+            // (what reaches the new stream twice is dropped by its
+            // duplicate window). At a service's start: strictly before.
+            let slack = if before.is_some() {
+                CLOCK_SLACK
+            } else {
+                chrono::TimeDelta::zero()
+            };
             let Some(created) = chrono::DateTime::<Utc>::from_timestamp_nanos(
                 i64::try_from(stamp).unwrap_or(i64::MAX),
             )
-            .checked_add_signed(CLOCK_SLACK) else {
+            .checked_add_signed(slack) else {
                 continue;
             };
             let mut lost = sea_orm::Condition::any();

@@ -198,8 +198,16 @@ impl Services {
     /// SIGTERMs each and waits for it to exit cleanly (spans flushed).
     pub fn stop(&mut self) {
         for service in SERVICES {
+            self.stop_one(service);
+        }
+    }
+
+    /// SIGTERMs `service` and waits for it to exit cleanly (its outbox
+    /// marks written, its spans flushed).
+    pub fn stop_one(&mut self, service: &str) {
+        {
             let Some(mut child) = self.children.remove(service) else {
-                continue;
+                return;
             };
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])

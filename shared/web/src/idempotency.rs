@@ -11,6 +11,11 @@
 //!   replay while the first is still running is a 409.
 //! - A 5xx is not kept: the key is released so a retry runs again. A first
 //!   attempt whose process died is taken over after [`ABANDONED`].
+//! - Unless it committed: the handler's own transaction marks the key with
+//!   what it made ([`mark_committed`], called by every audited write), so
+//!   an attempt that committed and then lost its answer (its process died,
+//!   its database went away before the answer was kept) is never run again;
+//!   a retry gets a 409 `idempotency_key_completed` naming what was made.
 //! - Keys belong to the caller (organisation and subject of the verified
 //!   token) and to the service whose route it is; they are kept for
 //!   [`KEPT`] in that service's database, so every replica sees them.
@@ -69,6 +74,10 @@ pub mod entity {
         /// over only the attempt it saw.
         pub attempt: i32,
         pub answered_at: Option<DateTimeUtc>,
+        /// What the attempt made (the audited object's id), written in the
+        /// handler's own transaction: set, the request has taken effect.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub committed_target: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -77,8 +86,57 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// The table and its later columns, for each service's migrator.
+pub fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
+    vec![
+        Box::new(migration()),
+        Box::new(renkei_store::schema::AddColumn {
+            name: "m20261127_000200_add_idempotency_keys_committed_target",
+            table: "idempotency_keys",
+            column: ColumnDef::new("committed_target").text().null().to_owned(),
+        }),
+    ]
+}
+
+tokio::task_local! {
+    /// The key of the request being handled, while its handler runs.
+    static RUNNING: Running;
+}
+
+/// A claimed key, as its handler's transaction marks it.
+#[derive(Clone, Debug)]
+struct Running {
+    scope: String,
+    key: String,
+    attempt: i32,
+}
+
+/// Marks the key of the request being handled (if it came with one) as
+/// having made `target`, inside `conn` — the handler's transaction, so the
+/// mark stands exactly when the change does. Called by every audited write
+/// (`renkei_audit::record`); a no-op outside a keyed request.
+pub async fn mark_committed<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    target: &str,
+) -> Result<(), DbErr> {
+    let Ok(running) = RUNNING.try_with(Clone::clone) else {
+        return Ok(());
+    };
+    entity::Entity::update_many()
+        .col_expr(
+            entity::Column::CommittedTarget,
+            Expr::value(target.to_owned()),
+        )
+        .filter(entity::Column::Scope.eq(running.scope))
+        .filter(entity::Column::Key.eq(running.key))
+        .filter(entity::Column::Attempt.eq(running.attempt))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// The table, for each service's migrator.
-pub fn migration() -> CreateTable {
+fn migration() -> CreateTable {
     CreateTable {
         name: "m20261127_000100_create_idempotency_keys",
         table: Table::create()
@@ -107,8 +165,10 @@ pub fn migration() -> CreateTable {
 
 /// What the record says of a key.
 enum Claim {
-    /// Ours to run (first attempt, or one abandoned).
-    Run,
+    /// Ours to run (first attempt, or one abandoned), as this attempt.
+    Run(i32),
+    /// Committed, its answer lost: what it made.
+    Completed(String),
     Replay(entity::Model),
     Mismatch,
     Running,
@@ -128,6 +188,7 @@ async fn claim(db: &Db, scope: &str, key: &str, fingerprint: &str) -> Result<Cla
         created_at: Set(now),
         attempt: Set(0),
         answered_at: Set(None),
+        committed_target: Set(None),
     };
     let inserted = entity::Entity::insert(row)
         .on_conflict(
@@ -139,7 +200,7 @@ async fn claim(db: &Db, scope: &str, key: &str, fingerprint: &str) -> Result<Cla
         .await?;
     if inserted > 0 {
         forget_old(db).await;
-        return Ok(Claim::Run);
+        return Ok(Claim::Run(0));
     }
     let Some(found) = entity::Entity::find_by_id((scope.to_owned(), key.to_owned()))
         .one(&db.write)
@@ -153,6 +214,9 @@ async fn claim(db: &Db, scope: &str, key: &str, fingerprint: &str) -> Result<Cla
     }
     if found.status.is_some() {
         return Ok(Claim::Replay(found));
+    }
+    if let Some(target) = found.committed_target {
+        return Ok(Claim::Completed(target));
     }
     if now - found.created_at < ABANDONED {
         return Ok(Claim::Running);
@@ -169,7 +233,7 @@ async fn claim(db: &Db, scope: &str, key: &str, fingerprint: &str) -> Result<Cla
         .await?
         .rows_affected;
     Ok(if taken == 1 {
-        Claim::Run
+        Claim::Run(found.attempt + 1)
     } else {
         Claim::Running
     })
@@ -268,8 +332,18 @@ pub(crate) async fn idempotent(
         )
         .into()),
         Claim::Replay(answer) => Ok(req.into_response(replayed(&answer))),
-        Claim::Run => {
-            let response = next.call(req).await?;
+        Claim::Completed(target) => Err(ApiError::conflict(
+            "idempotency_key_completed",
+            format!("the request with this Idempotency-Key was carried out (it made {target}) but its answer was lost; read {target} instead of sending it again"),
+        )
+        .into()),
+        Claim::Run(attempt) => {
+            let running = Running {
+                scope: scope.clone(),
+                key: key.clone(),
+                attempt,
+            };
+            let response = RUNNING.scope(running, next.call(req)).await?;
             let (request, response) = response.into_parts();
             let status = response.status();
             let (head, body) = response.into_parts();
@@ -283,6 +357,9 @@ pub(crate) async fn idempotent(
                     .and_then(|v: &HeaderValue| v.to_str().ok())
                     .map(str::to_owned)
             };
+            fail::fail_point!(renkei_bus::faults::BEFORE_ANSWER_KEPT, |_| {
+                renkei_bus::faults::die(renkei_bus::faults::BEFORE_ANSWER_KEPT)
+            });
             let outcome = if status.is_server_error() {
                 release(&db, &scope, &key).await
             } else {
@@ -341,11 +418,14 @@ async fn keep(
     Ok(())
 }
 
+/// Lets a retry run the request again — unless it committed (a 5xx after
+/// the commit): then the key stays, and retries learn what it made.
 async fn release(db: &Db, scope: &str, key: &str) -> Result<(), DbErr> {
     entity::Entity::delete_many()
         .filter(entity::Column::Scope.eq(scope))
         .filter(entity::Column::Key.eq(key))
         .filter(entity::Column::Status.is_null())
+        .filter(entity::Column::CommittedTarget.is_null())
         .exec(&db.write)
         .await?;
     Ok(())

@@ -11,7 +11,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = renkei_bus::migrations::all();
         // The Idempotency-Keys of its POST routes.
-        all.push(Box::new(renkei_web::idempotency::migration()));
+        all.extend(renkei_web::idempotency::migrations());
         let [organizations, systems] = renkei_bus::registry_copy::tables(
             "m20261126_000401_create_organizations",
             "m20261126_000402_create_systems",

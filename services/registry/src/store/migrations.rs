@@ -8,7 +8,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = renkei_bus::migrations::all();
         // The Idempotency-Keys of its POST routes.
-        all.push(Box::new(renkei_web::idempotency::migration()));
+        all.extend(renkei_web::idempotency::migrations());
         all.push(Box::new(CreateOrganizations));
         all.push(Box::new(CreateSystems));
         all.push(Box::new(CreateLinks));
