@@ -26,6 +26,7 @@ const ACKED_BEFORE_KILL: usize = 15;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_consumer_killed_before_it_acks_loses_and_doubles_no_notification() {
+    let _alone = crate::world::HEAVY.lock().await;
     let mut world = World::start(&[]).await;
     let (origin, at_risk) = world.fan(AT_RISK).await;
     let point = format!(

@@ -38,6 +38,7 @@ const DRAINED_WITHIN: Duration = if cfg!(debug_assertions) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn incidents_declared_through_a_nats_outage_exist_once_and_alert_everyone_once() {
+    let _alone = crate::world::HEAVY.lock().await;
     let mut world = World::start(&[]).await;
     let (origin, at_risk) = world.fan(AT_RISK).await;
     let declaration = world.declaration(&origin, "Malware during a broker outage");

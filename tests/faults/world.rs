@@ -15,6 +15,11 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use uuid::Uuid;
 
+/// Held by the tests that load the machine to its limit (thousands of
+/// alerts, fifty declarations a second): on two cores, two of them at once
+/// would each measure the other.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Services start (and start again) within this.
 pub const READY_WITHIN: Duration = Duration::from_secs(30);
 
