@@ -163,10 +163,11 @@ fn refused_naming_a_field(
     );
     let problem = error.problem();
     // An empty name is a name (`{"": 1}` is refused naming the field ``);
-    // `.` (the root) and `?` (somewhere unknown) are not.
+    // `.` (the root) and `?` (somewhere unknown) are not — unless the fault
+    // was planted at a field really called that (`{".": null}`).
     let Some(field) = problem
         .field
-        .filter(|f| f != "." && (f != "?" || at == Some("?")))
+        .filter(|f| (f != "." && f != "?") || at == Some(f.as_str()))
     else {
         return Err(TestCaseError::fail(format!(
             "refused without naming a field ({error})"
