@@ -102,12 +102,31 @@ fn credentials_setting(settings: &NatsSettings) -> &'static str {
     }
 }
 
+/// How long the client waits before its `attempts`-th reconnection: at once,
+/// then doubling from 10 ms up to [`RECONNECT_DELAY_MAX`]. (The client's own
+/// default climbs to 4 s, so after an outage of ten seconds every service
+/// stayed away for up to 4 s more, its outbox and alerts waiting.) A dozen
+/// service connections trying once a second load a recovering server with
+/// nothing.
+fn reconnect_delay(attempts: usize) -> Duration {
+    if attempts <= 1 {
+        return Duration::ZERO;
+    }
+    let doublings = u32::try_from(attempts - 2).unwrap_or(u32::MAX);
+    Duration::from_millis(10u64.saturating_mul(2u64.saturating_pow(doublings)))
+        .min(RECONNECT_DELAY_MAX)
+}
+
+/// The longest wait between two reconnection attempts.
+pub const RECONNECT_DELAY_MAX: Duration = Duration::from_millis(500);
+
 /// Everything [`connect`] tells the client, for one attempt.
 async fn options(settings: &NatsSettings, name: &str) -> anyhow::Result<ConnectOptions> {
     let credentials = credentials_setting(settings);
     let mut options = ConnectOptions::new()
         .name(name)
         .max_reconnects(None)
+        .reconnect_delay_callback(reconnect_delay)
         .connection_timeout(Duration::from_secs(2))
         .request_timeout(Some(Duration::from_millis(settings.request_timeout_ms)))
         .event_callback(move |event| async move { log_event(&event, credentials) });
@@ -356,6 +375,21 @@ mod tests {
     use crate::subjects::{
         CONTACTS_STREAM, DEMARCATION_STREAM, EMERGENCY_STREAM, REGISTRY_STREAM, STREAMS,
     };
+
+    #[test]
+    fn reconnection_starts_at_once_and_never_waits_more_than_half_a_second() {
+        assert_eq!(reconnect_delay(0), Duration::ZERO);
+        assert_eq!(reconnect_delay(1), Duration::ZERO);
+        assert_eq!(reconnect_delay(2), Duration::from_millis(10));
+        assert_eq!(reconnect_delay(3), Duration::from_millis(20));
+        let delays: Vec<Duration> = (1..10_000).map(reconnect_delay).collect();
+        assert!(
+            delays.windows(2).all(|w| w[0] <= w[1]),
+            "never shorter again"
+        );
+        assert_eq!(delays.last(), Some(&RECONNECT_DELAY_MAX));
+        assert_eq!(reconnect_delay(usize::MAX), RECONNECT_DELAY_MAX);
+    }
 
     #[test]
     fn a_password_in_a_url_is_never_shown() {
