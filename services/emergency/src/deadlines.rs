@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::{StreamExt as _, TryStreamExt as _};
 use renkei_bus::contracts::emergency::{DeadlineMissed, Overdue};
 use renkei_bus::worker::Idle;
 use sea_orm::sea_query::Expr;
@@ -31,6 +32,10 @@ use crate::store::{self, Entry, advisory, advisory_recipient, incident, task};
 const BATCH: u64 = 100;
 /// How long an assessment or task-making that failed waits to be retried.
 const RETRY: chrono::Duration = chrono::Duration::seconds(2);
+/// Owed assessments and task-makings in flight at once.
+const IN_FLIGHT: usize = 8;
+/// How soon owed work is looked at again while NATS is disconnected.
+const WHILE_DISCONNECTED: chrono::Duration = chrono::Duration::milliseconds(250);
 const IDLE: Idle = Idle {
     min: Duration::from_millis(20),
     sweep: Duration::from_secs(30),
@@ -61,34 +66,61 @@ impl Worker {
     }
 
     /// Handles everything due now; returns when the next thing is due.
+    ///
+    /// Owed assessments and task-makings run [`IN_FLIGHT`] at a time (each
+    /// waits mostly on the registry or demarcation, and on the database
+    /// writer), and not at all while NATS is disconnected: they would all
+    /// fail the same way, and their retry times pushed back would delay them
+    /// after the broker returns. They are tried again [`WHILE_DISCONNECTED`]
+    /// later instead, so a backlog left by an outage starts at once.
     #[tracing::instrument(skip_all)]
     pub async fn tick(&self) -> Result<Option<DateTime<Utc>>, DbErr> {
         let db = &self.assessor.db;
         let now = Utc::now();
-        for (id, which) in owed(&db.read, now).await? {
-            let outcome = match which {
-                Owed::Assessment => self.assessor.assess(id).await.map(|_| ()),
-                Owed::Tasks => self.assessor.make_tasks(id).await.map(|_| ()),
-            };
-            if let Err(error) = outcome {
-                tracing::warn!(incident_id = %id, %error, "will retry");
-                let col = match which {
-                    Owed::Assessment => incident::Column::AssessmentDueAt,
-                    Owed::Tasks => incident::Column::TasksDueAt,
-                };
-                incident::Entity::update_many()
-                    .col_expr(col, Expr::value(Utc::now() + RETRY))
-                    .filter(incident::Column::Id.eq(id))
-                    .filter(col.is_not_null())
-                    .exec(&db.write)
-                    .await?;
-            }
+        let connected =
+            self.assessor.nats.connection_state() == async_nats::connection::State::Connected;
+        if connected {
+            let owed = owed(&db.read, now).await?;
+            futures::stream::iter(owed)
+                .map(|(id, which)| self.owe(id, which))
+                .buffer_unordered(IN_FLIGHT)
+                .try_collect::<()>()
+                .await?;
         }
         let escalated = self.escalate_due(now).await?;
         if escalated > 0 {
             tracing::info!(escalated, "deadlines missed, escalated");
         }
-        next_due(&db.read).await
+        let next = next_due(&db.read).await?;
+        Ok(if connected {
+            next
+        } else {
+            let soon = Utc::now() + WHILE_DISCONNECTED;
+            Some(next.map_or(soon, |n| n.min(soon)))
+        })
+    }
+
+    /// Makes one owed assessment or task list; when it cannot be made now,
+    /// it is owed again [`RETRY`] later.
+    async fn owe(&self, id: Uuid, which: Owed) -> Result<(), DbErr> {
+        let outcome = match which {
+            Owed::Assessment => self.assessor.assess(id).await.map(|_| ()),
+            Owed::Tasks => self.assessor.make_tasks(id).await.map(|_| ()),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(incident_id = %id, %error, "will retry");
+            let col = match which {
+                Owed::Assessment => incident::Column::AssessmentDueAt,
+                Owed::Tasks => incident::Column::TasksDueAt,
+            };
+            incident::Entity::update_many()
+                .col_expr(col, Expr::value(Utc::now() + RETRY))
+                .filter(incident::Column::Id.eq(id))
+                .filter(col.is_not_null())
+                .exec(&self.assessor.db.write)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Escalates overdue reports, tasks and advisories.
