@@ -4,8 +4,8 @@
 //! a 409 — and one in ten send it again after success too, as a client that
 //! lost the answer would. The checker: exactly 1,000 incidents exist, one per
 //! key; every (incident, agency at risk) alert is delivered, none twice; the
-//! outbox backlog built up during the outage is gone within 5 s of the
-//! restart.
+//! outbox backlog built up during the outage is published within 5 s of the
+//! restart, and the alerts it owed arrive (the time is printed).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,18 +23,32 @@ const AT_RISK: usize = 3;
 const OUTAGE_AT: Duration = Duration::from_secs(5);
 /// …and lasts this long.
 const OUTAGE: Duration = Duration::from_secs(10);
-/// The backlog is gone this soon after NATS is back. The issue asks for
-/// 5 s; this is not met yet: at 50 declarations a second the emergency
-/// service falls behind (its single SQLite writer, and on PostgreSQL too),
-/// and the debug build the suite runs, sharing two cores with the broker,
-/// three other services and the clients, took 80 s on SQLite and 21 s on
-/// PostgreSQL. The bound below catches a backlog that never drains; the
-/// figure is printed, and an optimised build is held to the 5 s.
-const DRAINED_WITHIN: Duration = if cfg!(debug_assertions) {
-    Duration::from_secs(150)
+/// The outage's outbox backlog (every event staged before NATS came back)
+/// is published this soon after it is back, in every build.
+const PUBLISHED_WITHIN: Duration = Duration::from_secs(5);
+/// The alerts owed for the incidents declared before NATS came back (about
+/// 750: 500 of them made while it was down, their assessment owed) have all
+/// arrived this soon after it is back: each incident is five notifications
+/// and ten webhook deliveries, 7,500 to send while the clients go on
+/// declaring at 50/s. An optimised build is held to the issue's 5 s (2.8–3.2 s
+/// measured on SQLite, 4.4 s on PostgreSQL); the debug build the suite runs
+/// in CI, sharing two cores with the broker, four services and the clients,
+/// takes about 19 s, so there the bound only catches a backlog that never
+/// drains, and the figure is printed.
+const DELIVERED_WITHIN: Duration = if cfg!(debug_assertions) {
+    Duration::from_secs(90)
 } else {
     Duration::from_secs(5)
 };
+
+/// One client's declaration: the incident, the attempts it took, when its
+/// answer came.
+#[derive(Clone)]
+struct Declared {
+    id: Uuid,
+    attempts: u32,
+    answered: Instant,
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn incidents_declared_through_a_nats_outage_exist_once_and_alert_everyone_once() {
@@ -45,7 +59,7 @@ async fn incidents_declared_through_a_nats_outage_exist_once_and_alert_everyone_
 
     // The clients: one declaration every 20 ms, each on its own task.
     let started = Instant::now();
-    let outcomes: Arc<Mutex<Vec<(usize, Uuid, u32)>>> = Arc::default();
+    let outcomes: Arc<Mutex<Vec<Declared>>> = Arc::default();
     let mut clients = tokio::task::JoinSet::new();
     let http = world.http.clone();
     let schedule = tokio::spawn({
@@ -73,7 +87,11 @@ async fn incidents_declared_through_a_nats_outage_exist_once_and_alert_everyone_
                         .await;
                         assert_eq!(again, id, "a replayed declaration is the same incident");
                     }
-                    outcomes.lock().await.push((i, id, attempts));
+                    outcomes.lock().await.push(Declared {
+                        id,
+                        attempts,
+                        answered: Instant::now(),
+                    });
                 });
             }
             while let Some(done) = clients.join_next().await {
@@ -88,31 +106,29 @@ async fn incidents_declared_through_a_nats_outage_exist_once_and_alert_everyone_
     world.nats.restart().await.expect("nats-server back");
     let back = Instant::now();
 
-    // The outage's backlog drains.
-    let mut drained = None;
-    while back.elapsed() < DRAINED_WITHIN + Duration::from_secs(30) {
-        if world.outbox_backlog().await == 0.0 {
-            drained = Some(back.elapsed());
+    // The outage's backlog: the events staged before NATS came back are
+    // published (every service's oldest unpublished event is younger than
+    // the restart), while the clients go on declaring at 50/s.
+    let mut published = None;
+    while back.elapsed() < PUBLISHED_WITHIN + Duration::from_secs(30) {
+        if world.outbox_oldest_age().await < back.elapsed().as_secs_f64() {
+            published = Some(back.elapsed());
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let drained = drained.expect("the outbox backlog never drained");
-    println!("outbox backlog gone {drained:?} after NATS came back");
-    assert!(
-        drained <= DRAINED_WITHIN,
-        "the outbox backlog took {drained:?} to drain (limit {DRAINED_WITHIN:?})"
-    );
+    let published = published.expect("the outage's outbox backlog was never published");
+    println!("the outage's outbox backlog published {published:?} after NATS came back");
 
     schedule.await.expect("the clients");
     let outcomes = outcomes.lock().await.clone();
-    let retried = outcomes.iter().filter(|(_, _, a)| *a > 1).count();
+    let retried = outcomes.iter().filter(|d| d.attempts > 1).count();
     println!(
         "{} declarations, {retried} of them needed more than one attempt, in {:?}",
         outcomes.len(),
         started.elapsed()
     );
-    let ids: HashSet<Uuid> = outcomes.iter().map(|(_, id, _)| *id).collect();
+    let ids: HashSet<Uuid> = outcomes.iter().map(|d| d.id).collect();
     assert_eq!(ids.len(), INCIDENTS, "one incident per key");
 
     // Exactly 1,000 incidents exist.
@@ -158,6 +174,33 @@ async fn incidents_declared_through_a_nats_outage_exist_once_and_alert_everyone_
         expected,
         "no alert beyond the expected pairs"
     );
+    // …and every alert owed for an incident declared before NATS came back
+    // has arrived.
+    let owed: HashSet<Uuid> = outcomes
+        .iter()
+        .filter(|d| d.answered < back)
+        .map(|d| d.id)
+        .collect();
+    let delivered = alerts
+        .first_at
+        .iter()
+        .filter(|((id, path), _)| owed.contains(id) && csirts.contains(path))
+        .map(|(_, at)| at.saturating_duration_since(back))
+        .max()
+        .unwrap_or_default();
+    println!(
+        "the alerts of the {} incidents declared before NATS came back all arrived {delivered:?} after it",
+        owed.len()
+    );
+    assert!(
+        published <= PUBLISHED_WITHIN,
+        "the outage's outbox backlog took {published:?} to be published (limit {PUBLISHED_WITHIN:?})"
+    );
+    assert!(
+        delivered <= DELIVERED_WITHIN,
+        "the outage's alerts took {delivered:?} to arrive (limit {DELIVERED_WITHIN:?})"
+    );
+
     let pending = world.consumer_pending().await;
     assert_eq!(pending, 0.0, "every event consumed");
 }

@@ -262,6 +262,8 @@ pub struct Alerts {
     /// request received (a delivery sent again after a crash in flight
     /// repeats its id).
     pub by_pair: HashMap<(Uuid, String), Vec<String>>,
+    /// (incident, receiving path) → when its first delivery arrived.
+    pub first_at: HashMap<(Uuid, String), Instant>,
 }
 
 impl Alerts {
@@ -283,6 +285,10 @@ impl Alerts {
                 continue;
             };
             let delivery = r.header("x-renkei-delivery").unwrap_or_default().to_owned();
+            alerts
+                .first_at
+                .entry((incident, r.path.clone()))
+                .or_insert(r.at);
             alerts
                 .by_pair
                 .entry((incident, r.path.clone()))
@@ -458,15 +464,17 @@ impl World {
         }
     }
 
-    /// Events staged and not yet published, on every service (`/metrics`).
-    pub async fn outbox_backlog(&self) -> f64 {
-        let mut total = 0.0;
+    /// The age in seconds of the oldest event staged and not yet published,
+    /// on any service (`/metrics`; 0 when every outbox is empty).
+    pub async fn outbox_oldest_age(&self) -> f64 {
+        let mut oldest: f64 = 0.0;
         for service in renkei_testkit::processes::SERVICES {
-            total += self
-                .metric(service, renkei_telemetry::metrics::OUTBOX_BACKLOG, &[])
+            let age = self
+                .metric(service, renkei_telemetry::metrics::OUTBOX_OLDEST_AGE, &[])
                 .await;
+            oldest = oldest.max(age);
         }
-        total
+        oldest
     }
 
     /// Events in the streams not yet acked by the consumers, on every service.
