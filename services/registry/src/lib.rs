@@ -8,7 +8,8 @@
 //! - [`events`]: what is published, consumed and answered over NATS;
 //! - [`http`]: the `/v1` API;
 //! - [`replica`]: this replica's index kept in step with the others';
-//! - [`service`]: wiring it all into a running service.
+//! - [`service`]: wiring it all into a running service;
+//! - [`synthetic`]: a generated platform for the blast-radius benchmarks.
 
 pub mod access;
 pub mod domain;
@@ -17,5 +18,6 @@ pub mod http;
 pub mod replica;
 pub mod service;
 pub mod store;
+pub mod synthetic;
 
 pub use service::{Registry, SERVICE};
