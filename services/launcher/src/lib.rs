@@ -2,9 +2,11 @@
 //! services on one runtime (one NATS connection, one HTTP address), still
 //! talking to each other only over NATS. The binary's other commands (the
 //! operator CLI, `renkei token`, `renkei audit`) live beside it in
-//! `src/main.rs`.
+//! `src/main.rs`; [`local_nats`] (a development nats-server when none
+//! answers) serves both `renkei up` and [`bench`].
 
 pub mod bench;
+pub mod local_nats;
 
 /// Starts every service of the product on `settings`, serving them all
 /// under `http.listen`; `name` names the NATS connection.

@@ -9,7 +9,6 @@
 mod audit;
 mod cli;
 mod listen;
-mod local_nats;
 
 use std::path::PathBuf;
 
@@ -264,7 +263,7 @@ async fn up(settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
     // Kept alive for the life of the process; stopped when dropped.
-    let _local_nats = local_nats::ensure(&settings).await?;
+    let _local_nats = renkei_launcher::local_nats::ensure(&settings).await?;
     let running = renkei_launcher::start(&settings, "renkei").await?;
     #[allow(clippy::print_stdout)]
     {

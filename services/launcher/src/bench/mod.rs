@@ -27,10 +27,6 @@
 //! [`graph`] (scenario 1), [`platform`] (the product, the receivers, the
 //! generated platform), [`scenarios`] (scenarios 2–6), [`report`].
 
-#[path = "../local_nats.rs"]
-#[allow(dead_code)]
-mod local_nats;
-
 pub mod graph;
 pub mod machine;
 pub mod platform;

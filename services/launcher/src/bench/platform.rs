@@ -22,7 +22,7 @@ use sea_orm::sqlx::{self, AssertSqlSafe, ConnectOptions as _, Connection as _};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::local_nats;
+use crate::local_nats;
 
 /// Requests in flight while the platform is generated.
 pub const SETUP_CONCURRENCY: usize = 16;
