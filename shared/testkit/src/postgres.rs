@@ -105,6 +105,48 @@ impl OwnPostgres {
         if self.child.is_some() {
             return Ok(());
         }
+        let started = Instant::now();
+        loop {
+            let logged = self.log().len();
+            self.spawn()?;
+            while started.elapsed() < START_WITHIN {
+                if let Some(child) = self.child.as_mut()
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    self.child = None;
+                    // Right after a kill, the old backends may still be
+                    // exiting, their shared memory attached: wait for them.
+                    let this_attempt = self.log().get(logged..).unwrap_or_default().to_owned();
+                    if this_attempt.contains("pre-existing shared memory block")
+                        && started.elapsed() < START_WITHIN
+                    {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        break;
+                    }
+                    bail!(
+                        "PostgreSQL exited at start ({status}); its log:\n{}",
+                        self.log()
+                    );
+                }
+                if self.ready().await {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if self.child.is_some() || started.elapsed() >= START_WITHIN {
+                break;
+            }
+        }
+        self.kill();
+        bail!(
+            "PostgreSQL did not accept connections on port {} within {START_WITHIN:?}; its log:\n{}",
+            self.port,
+            self.log()
+        )
+    }
+
+    /// Spawns the postmaster on the data directory and port.
+    fn spawn(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -138,28 +180,7 @@ impl OwnPostgres {
             )
         })?;
         self.child = Some(child);
-        let started = Instant::now();
-        while started.elapsed() < START_WITHIN {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                bail!(
-                    "PostgreSQL exited at start ({status}); its log:\n{}",
-                    self.log()
-                );
-            }
-            if self.ready().await {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        self.kill();
-        bail!(
-            "PostgreSQL did not accept connections on port {} within {START_WITHIN:?}; its log:\n{}",
-            self.port,
-            self.log()
-        )
+        Ok(())
     }
 
     /// Whether the server accepts connections now.
