@@ -181,6 +181,11 @@ async fn incidents_declared_through_a_nats_outage_exist_once_and_alert_everyone_
         .filter(|d| d.answered < back)
         .map(|d| d.id)
         .collect();
+    assert!(
+        owed.len() >= PER_SECOND as usize * OUTAGE.as_secs() as usize,
+        "the outage left alerts owed (only {} incidents declared before NATS came back)",
+        owed.len()
+    );
     let delivered = alerts
         .first_at
         .iter()

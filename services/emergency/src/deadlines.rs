@@ -77,8 +77,7 @@ impl Worker {
     pub async fn tick(&self) -> Result<Option<DateTime<Utc>>, DbErr> {
         let db = &self.assessor.db;
         let now = Utc::now();
-        let connected =
-            self.assessor.nats.connection_state() == async_nats::connection::State::Connected;
+        let connected = renkei_bus::nats::is_connected(&self.assessor.nats);
         if connected {
             let owed = owed(&db.read, now).await?;
             futures::stream::iter(owed)

@@ -9,9 +9,6 @@ use std::path::Path;
 
 use serde_json::Value;
 
-/// The machine's PostgreSQL, as `tests/run` requires it.
-const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
 #[test]
 fn a_small_bench_runs_every_scenario_against_its_floor_and_writes_the_report() {
     let out = tempfile::tempdir().expect("report dir");
@@ -25,12 +22,13 @@ fn a_small_bench_runs_every_scenario_against_its_floor_and_writes_the_report() {
         .args(["--duration", "1", "--events", "40", "--steady-secs", "1"])
         .args(["--burst", "5", "--connections", "4"])
         .arg("--out")
-        .arg(out.path())
-        .arg("--database-url")
-        .arg(product_db.as_deref().unwrap_or(POSTGRES));
-    if product_db.is_none() {
-        command.arg("--sqlite");
-    }
+        .arg(out.path());
+    // The product on PostgreSQL in that pass, else on SQLite; the CTE floor
+    // on the bench's default, the machine's PostgreSQL.
+    match &product_db {
+        Some(url) => command.arg("--database-url").arg(url),
+        None => command.arg("--sqlite"),
+    };
     // The local nats-server the bench starts: the tests' one.
     if let Ok(server) = std::env::var("RENKEI_TEST_NATS_SERVER") {
         let dir = Path::new(&server).parent().expect("its directory");

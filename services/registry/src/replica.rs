@@ -60,7 +60,7 @@ pub async fn follow(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = check.tick() => {
-                let now = nats.connection_state() == async_nats::connection::State::Connected;
+                let now = renkei_bus::nats::is_connected(&nats);
                 if now && !connected {
                     reload(&db, &index).await;
                 }

@@ -102,6 +102,12 @@ fn credentials_setting(settings: &NatsSettings) -> &'static str {
     }
 }
 
+/// Whether `client` is connected to the server now (a request or publish
+/// made otherwise waits in the client's buffer until it reconnects).
+pub fn is_connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}
+
 /// How long the client waits before its `attempts`-th reconnection: at once,
 /// then doubling from 10 ms up to [`RECONNECT_DELAY_MAX`]. (The client's own
 /// default climbs to 4 s, so after an outage of ten seconds every service
@@ -118,7 +124,7 @@ fn reconnect_delay(attempts: usize) -> Duration {
 }
 
 /// The longest wait between two reconnection attempts.
-pub const RECONNECT_DELAY_MAX: Duration = Duration::from_millis(500);
+const RECONNECT_DELAY_MAX: Duration = Duration::from_millis(500);
 
 /// Everything [`connect`] tells the client, for one attempt.
 async fn options(settings: &NatsSettings, name: &str) -> anyhow::Result<ConnectOptions> {

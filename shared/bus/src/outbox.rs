@@ -319,7 +319,7 @@ impl Relay {
             }
             *next = std::time::Instant::now() + STREAM_CHECK;
         }
-        if self.client.connection_state() != async_nats::connection::State::Connected {
+        if !crate::nats::is_connected(&self.client) {
             return Ok(());
         }
         self.reconcile().await.map(drop)
@@ -450,7 +450,7 @@ impl Relay {
 
     /// One batch: claim, publish, await every ack, mark published.
     async fn round(&self) -> anyhow::Result<usize> {
-        if self.client.connection_state() != async_nats::connection::State::Connected {
+        if !crate::nats::is_connected(&self.client) {
             anyhow::bail!("NATS is not connected");
         }
         if self.db.is_postgres() {

@@ -82,7 +82,7 @@ pub async fn request<Q: Query>(
     // Without a connection the request would only wait out its timeout in
     // the client's buffer: say so at once (a declaration during a broker
     // outage is answered in milliseconds, its assessment left to the worker).
-    if client.connection_state() != async_nats::connection::State::Connected {
+    if !crate::nats::is_connected(client) {
         return Err(QueryError::Transport {
             subject: Q::SUBJECT,
             reason: "NATS is not connected".into(),

@@ -105,44 +105,58 @@ impl OwnPostgres {
         if self.child.is_some() {
             return Ok(());
         }
-        let started = Instant::now();
+        let deadline = Instant::now() + START_WITHIN;
         loop {
             let logged = self.log().len();
             self.spawn()?;
-            while started.elapsed() < START_WITHIN {
-                if let Some(child) = self.child.as_mut()
-                    && let Ok(Some(status)) = child.try_wait()
-                {
-                    self.child = None;
+            match self.until_ready(deadline).await {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(status)) => {
                     // Right after a kill, the old backends may still be
                     // exiting, their shared memory attached: wait for them.
-                    let this_attempt = self.log().get(logged..).unwrap_or_default().to_owned();
-                    if this_attempt.contains("pre-existing shared memory block")
-                        && started.elapsed() < START_WITHIN
+                    let attempt = self.log().get(logged..).unwrap_or_default().to_owned();
+                    if attempt.contains("pre-existing shared memory block")
+                        && Instant::now() < deadline
                     {
                         tokio::time::sleep(Duration::from_millis(200)).await;
-                        break;
+                        continue;
                     }
                     bail!(
                         "PostgreSQL exited at start ({status}); its log:\n{}",
                         self.log()
                     );
                 }
-                if self.ready().await {
-                    return Ok(());
+                None => {
+                    self.kill();
+                    bail!(
+                        "PostgreSQL did not accept connections on port {} within {START_WITHIN:?}; its log:\n{}",
+                        self.port,
+                        self.log()
+                    )
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            if self.child.is_some() || started.elapsed() >= START_WITHIN {
-                break;
             }
         }
-        self.kill();
-        bail!(
-            "PostgreSQL did not accept connections on port {} within {START_WITHIN:?}; its log:\n{}",
-            self.port,
-            self.log()
-        )
+    }
+
+    /// Waits for the spawned server: `Ok` once it accepts connections, the
+    /// exit status if it exited, `None` if `deadline` passed first.
+    async fn until_ready(
+        &mut self,
+        deadline: Instant,
+    ) -> Option<Result<(), std::process::ExitStatus>> {
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Some(Err(status));
+            }
+            if self.ready().await {
+                return Some(Ok(()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
     }
 
     /// Spawns the postmaster on the data directory and port.
