@@ -1,5 +1,5 @@
 //! The whole product in one process, as `renkei up` runs it — the four
-//! services on one runtime (one NATS connection, one HTTP address), still
+//! services and the web console (`/console`) on one runtime (one NATS connection, one HTTP address), still
 //! talking to each other only over NATS. The binary's other commands (the
 //! operator CLI, `renkei token`, `renkei audit`) live beside it in
 //! `src/main.rs`; [`local_nats`] (a development nats-server when none
@@ -20,6 +20,7 @@ pub async fn start(
     let demarcation: renkei_demarcation::Demarcation = runtime.start_service(settings).await?;
     let contacts: renkei_contacts::Contacts = runtime.start_service(settings).await?;
     let emergency: renkei_emergency::Emergency = runtime.start_service(settings).await?;
+    let console: renkei_console::Console = runtime.start_service(settings).await?;
     runtime.spawn(
         settings,
         vec![
@@ -27,6 +28,7 @@ pub async fn start(
             demarcation.module(),
             contacts.module(),
             emergency.module(),
+            console.module(),
         ],
     )
 }

@@ -43,6 +43,7 @@ pub struct Settings {
     pub emergency: EmergencySettings,
     pub rate_limit: RateLimitSettings,
     pub audit: AuditSettings,
+    pub console: ConsoleSettings,
 }
 
 /// Which kind of installation this is.
@@ -210,6 +211,31 @@ pub struct ContactsSettings {
     pub delivery: DeliverySettings,
 }
 
+/// The web console (`/console`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsoleSettings {
+    /// The services' API the console calls with the signed-in user's token.
+    /// Empty: the server the console itself is mounted on (`renkei up`).
+    pub api_url: String,
+    /// The address people's browsers reach the console at, for the identity
+    /// provider's redirect. Empty: `contacts.public_url`.
+    pub public_url: String,
+    /// Key (at least 32 characters) that signs and encrypts the session
+    /// cookie; every console replica needs the same one. Empty: a key kept
+    /// in the data directory (refused by the production profile).
+    #[serde(serialize_with = "never_serialize_secret")]
+    pub session_key: SecretString,
+    /// Dates are shown in this IANA time zone until a user picks another.
+    pub time_zone: String,
+    /// Sign-in through `auth.oidc.issuer` (authorization code with PKCE):
+    /// this installation's client id there. Empty: no single sign-on.
+    pub oidc_client_id: String,
+    #[serde(serialize_with = "never_serialize_secret")]
+    pub oidc_client_secret: SecretString,
+    /// Scopes asked for beside `openid`.
+    pub oidc_scopes: Vec<String>,
+}
+
 /// Deadlines of the emergency service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmergencySettings {
@@ -342,6 +368,15 @@ impl Default for Settings {
                 signing_key: SecretString::from(String::new()),
                 head_interval_secs: 60,
             },
+            console: ConsoleSettings {
+                api_url: String::new(),
+                public_url: String::new(),
+                session_key: SecretString::from(String::new()),
+                time_zone: "Asia/Tokyo".into(),
+                oidc_client_id: String::new(),
+                oidc_client_secret: SecretString::from(String::new()),
+                oidc_scopes: vec!["profile".into()],
+            },
         }
     }
 }
@@ -448,6 +483,20 @@ impl Settings {
                 "expected http(s)://host[:port], or empty",
             );
         }
+        for (key, url) in [
+            ("console.api_url", &self.console.api_url),
+            ("console.public_url", &self.console.public_url),
+        ] {
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+                return invalid(key, "expected http(s)://host[:port], or empty");
+            }
+        }
+        if self.console.time_zone.is_empty() {
+            return invalid(
+                "console.time_zone",
+                "expected an IANA time zone such as Asia/Tokyo",
+            );
+        }
         let emergency = &self.emergency;
         for (field, secs) in [
             (
@@ -524,6 +573,10 @@ impl Settings {
             if oidc.leeway_secs > 300 {
                 return invalid("auth.oidc.leeway_secs", "at most 300 (five minutes)");
             }
+        }
+        let session_key = self.console.session_key.expose_secret();
+        if !session_key.is_empty() && session_key.len() < 32 {
+            return invalid("console.session_key", "at least 32 characters");
         }
         if self.profile == Profile::Production {
             if !self.auth.dev_key.expose_secret().is_empty() {

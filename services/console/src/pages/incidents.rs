@@ -1,0 +1,300 @@
+//! Incidents: the list, the declare form, and the incident page (status,
+//! TLP banner, affected organisations and their acknowledgement, tasks,
+//! the report deadline, the timeline) with the acknowledge button.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, TimeZone as _, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{Failure, name_of, ok, organization_names, respond, see_other};
+use crate::model::{Incident, Notification, Page, System, Task, TimelineEntry};
+use crate::pages::platform::CATEGORIES;
+use crate::session::Ctx;
+use crate::state::ConsoleState;
+
+pub const TLPS: [&str; 5] = ["clear", "green", "amber", "amber+strict", "red"];
+
+#[derive(Template)]
+#[template(path = "incidents.html")]
+struct ListPage<'a> {
+    ctx: &'a Ctx,
+    incidents: Vec<Incident>,
+    systems: Vec<System>,
+    categories: [&'static str; 6],
+    tlps: [&'static str; 5],
+}
+
+pub async fn list(ctx: Ctx, state: web::Data<ConsoleState>) -> HttpResponse {
+    let result = async {
+        ctx.user()?;
+        let incidents: Page<Incident> = state.api.get(&ctx, "/v1/incidents?limit=100").await?;
+        let systems: Page<System> = state.api.get(&ctx, "/v1/systems?limit=1000").await?;
+        ok(ListPage {
+            ctx: &ctx,
+            incidents: incidents.items,
+            systems: systems.items,
+            categories: CATEGORIES,
+            tlps: TLPS,
+        })
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+#[derive(Deserialize)]
+pub struct Declare {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    system_id: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    severity: String,
+    #[serde(default)]
+    tlp: String,
+    #[serde(default)]
+    summary: String,
+    /// `YYYY-MM-DDTHH:MM` in the viewer's time zone; empty: now.
+    #[serde(default)]
+    detected_at: String,
+}
+
+/// A local `datetime-local` value in `tz`, as UTC.
+pub fn local_time(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    let naive = chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
+        .ok()?;
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+pub async fn declare(
+    ctx: Ctx,
+    state: web::Data<ConsoleState>,
+    form: web::Form<Declare>,
+) -> HttpResponse {
+    let result = async {
+        ctx.check_csrf(&form.csrf)?;
+        let system: Uuid = form.system_id.parse().map_err(|_| {
+            Failure::invalid("system_id", ctx.t("incidents.pick_system").into_owned())
+        })?;
+        let severity: i64 = form.severity.parse().map_err(|_| {
+            Failure::invalid("severity", ctx.t("incidents.bad_severity").into_owned())
+        })?;
+        let detected_at = match form.detected_at.trim() {
+            "" => Utc::now(),
+            raw => local_time(raw, ctx.tz).ok_or_else(|| {
+                Failure::invalid("detected_at", ctx.t("incidents.bad_time").into_owned())
+            })?,
+        };
+        let body = serde_json::json!({
+            "system_id": system,
+            "category": form.category,
+            "severity": severity,
+            "tlp": form.tlp,
+            "summary": form.summary.trim(),
+            "detected_at": detected_at,
+        });
+        let created: serde_json::Value = state
+            .api
+            .send(&ctx, reqwest::Method::POST, "/v1/incidents", &body)
+            .await?;
+        match created["id"].as_str() {
+            Some(id) => Ok(see_other(&format!("/console/incidents/{id}"))),
+            None => Ok(see_other("/console/incidents")),
+        }
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+pub struct TaskRow {
+    pub task: Task,
+    pub owner: String,
+}
+
+#[derive(Template)]
+#[template(path = "incident.html")]
+struct IncidentPage<'a> {
+    ctx: &'a Ctx,
+    incident: Incident,
+    declared_on_org: String,
+    tasks: Vec<TaskRow>,
+    timeline: Vec<TimelineEntry>,
+    /// The viewer's organisation is affected and has not acknowledged.
+    may_acknowledge: bool,
+    /// The viewer's organisation's row, when it is affected.
+    mine: Option<Uuid>,
+    /// Seconds until the initial report is due (negative: overdue).
+    report_due_in: Option<i64>,
+}
+
+impl IncidentPage<'_> {
+    fn is_mine(&self, org: &Uuid) -> bool {
+        self.mine.as_ref() == Some(org)
+    }
+
+    fn remaining(&self) -> String {
+        match self.report_due_in {
+            None => "—".into(),
+            Some(s) if s < 0 => format!("{} ({})", self.ctx.t("incidents.overdue"), duration(-s)),
+            Some(s) => duration(s),
+        }
+    }
+}
+
+/// `1 h 05 min`, `12 min`, `40 s`.
+pub fn duration(secs: i64) -> String {
+    let (h, m) = (secs / 3600, (secs % 3600) / 60);
+    match (h, m) {
+        (0, 0) => format!("{secs} s"),
+        (0, m) => format!("{m} min"),
+        (h, m) => format!("{h} h {m:02} min"),
+    }
+}
+
+fn incident_id(ctx: &Ctx, raw: &str) -> Result<Uuid, Failure> {
+    raw.parse()
+        .map_err(|_| Failure::invalid("id", ctx.t("error.bad_id").into_owned()))
+}
+
+pub async fn page(ctx: Ctx, state: web::Data<ConsoleState>, id: web::Path<String>) -> HttpResponse {
+    let result = async {
+        let user = ctx.user()?;
+        let id = incident_id(&ctx, &id)?;
+        let incident: Incident = state.api.get(&ctx, &format!("/v1/incidents/{id}")).await?;
+        let tasks: Page<Task> = state
+            .api
+            .get(&ctx, &format!("/v1/incidents/{id}/tasks"))
+            .await?;
+        let timeline: Page<TimelineEntry> = state
+            .api
+            .get(&ctx, &format!("/v1/incidents/{id}/timeline?limit=1000"))
+            .await?;
+        let names: HashMap<Uuid, String> = organization_names(&ctx, &state).await?;
+        let mine = user
+            .org
+            .filter(|org| incident.affected.iter().any(|a| a.org_id == *org));
+        let may_acknowledge = mine.is_some_and(|org| {
+            incident
+                .affected
+                .iter()
+                .any(|a| a.org_id == org && !a.acknowledged)
+        });
+        let report_due_in = incident
+            .report_due_at
+            .filter(|_| incident.status != "closed")
+            .map(|due| (due - Utc::now()).num_seconds());
+        ok(IncidentPage {
+            ctx: &ctx,
+            declared_on_org: name_of(&names, &incident.org_id),
+            tasks: tasks
+                .items
+                .into_iter()
+                .map(|task| TaskRow {
+                    owner: task
+                        .owner_org_id
+                        .map_or_else(|| "—".into(), |o| name_of(&names, &o)),
+                    task,
+                })
+                .collect(),
+            timeline: timeline.items,
+            incident,
+            may_acknowledge,
+            mine,
+            report_due_in,
+        })
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+#[derive(Deserialize)]
+pub struct Acknowledge {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Acknowledges the alert the viewer's organisation got for this incident:
+/// the escalation along its contacts stops.
+pub async fn acknowledge(
+    ctx: Ctx,
+    state: web::Data<ConsoleState>,
+    id: web::Path<String>,
+    form: web::Form<Acknowledge>,
+) -> HttpResponse {
+    let result = async {
+        ctx.check_csrf(&form.csrf)?;
+        let user = ctx.user()?;
+        let id = incident_id(&ctx, &id)?;
+        let org = user.org.ok_or_else(|| {
+            Failure::invalid("org", ctx.t("contacts.no_organization").into_owned())
+        })?;
+        let mut cursor: Option<String> = None;
+        let mut found: Option<Notification> = None;
+        for _ in 0..20 {
+            let mut path = format!(
+                "/v1/notifications?org_id={org}&subject=emergency.incident.spread_risk&limit=1000"
+            );
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page: Page<Notification> = state.api.get(&ctx, &path).await?;
+            found = page.items.into_iter().find(|n| n.incident_id == Some(id));
+            cursor = page.next;
+            if found.is_some() || cursor.is_none() {
+                break;
+            }
+        }
+        let notification = found.ok_or_else(|| Failure::Refused {
+            status: 409,
+            problem: crate::api::Problem {
+                title: String::new(),
+                detail: ctx.t("incidents.no_alert_yet").into_owned(),
+                field: None,
+            },
+        })?;
+        if notification.state != "acknowledged" {
+            let _: serde_json::Value = state
+                .api
+                .send(
+                    &ctx,
+                    reqwest::Method::POST,
+                    &format!("/v1/notifications/{}/ack", notification.id),
+                    &serde_json::json!({ "org_id": org }),
+                )
+                .await?;
+        }
+        Ok(see_other(&format!("/console/incidents/{id}")))
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_time_is_read_in_the_viewers_zone() {
+        let tokyo: chrono_tz::Tz = "Asia/Tokyo".parse().expect("zone");
+        assert_eq!(
+            local_time("2026-11-27T15:30", tokyo).map(|t| t.to_rfc3339()),
+            Some("2026-11-27T06:30:00+00:00".into())
+        );
+        assert_eq!(local_time("27/11/2026", tokyo), None);
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(duration(40), "40 s");
+        assert_eq!(duration(12 * 60 + 5), "12 min");
+        assert_eq!(duration(3600 + 5 * 60), "1 h 05 min");
+    }
+}
