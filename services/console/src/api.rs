@@ -18,30 +18,95 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
+/// The four services, as the console reaches them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Registry,
+    Demarcation,
+    Contacts,
+    Emergency,
+}
+
+/// The service that answers `path` (the paths of `docs/authorization.csv`;
+/// the audit routes, which every service has, are not the console's).
+pub fn owner_of(path: &str) -> Owner {
+    let path = path.split('?').next().unwrap_or(path);
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["ack", ..] => Owner::Contacts,
+        ["v1", "organizations", _, "escalation-policy", ..] => Owner::Contacts,
+        ["v1", "organizations" | "systems" | "links", ..] => Owner::Registry,
+        ["v1", "platforms", _, "cooperation-map", ..] => Owner::Contacts,
+        ["v1", "platforms", _, "playbooks", ..] => Owner::Emergency,
+        ["v1", "platforms", _, "rules" | "matrix", ..] => Owner::Demarcation,
+        ["v1", "controls" | "rules", ..] => Owner::Demarcation,
+        ["v1", "contacts" | "drills" | "notifications", ..] => Owner::Contacts,
+        _ => Owner::Emergency,
+    }
+}
+
+/// Where each service is: one address for all (`renkei up`, a gateway),
+/// or one per service.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    /// `console.api_url`; `None`: the server the console is mounted on.
+    all: Option<String>,
+    registry: Option<String>,
+    demarcation: Option<String>,
+    contacts: Option<String>,
+    emergency: Option<String>,
+}
+
+fn url(raw: &str) -> Option<String> {
+    (!raw.is_empty()).then(|| raw.trim_end_matches('/').to_owned())
+}
+
+impl Routes {
+    pub fn from_settings(console: &renkei_settings::ConsoleSettings) -> Routes {
+        Routes {
+            all: url(&console.api_url),
+            registry: url(&console.registry_url),
+            demarcation: url(&console.demarcation_url),
+            contacts: url(&console.contacts_url),
+            emergency: url(&console.emergency_url),
+        }
+    }
+
+    /// The base URL for `path`, for a request that reached the console at
+    /// `local`.
+    pub fn base_for(&self, path: &str, local: &str) -> String {
+        let own = match owner_of(path) {
+            Owner::Registry => &self.registry,
+            Owner::Demarcation => &self.demarcation,
+            Owner::Contacts => &self.contacts,
+            Owner::Emergency => &self.emergency,
+        };
+        own.clone()
+            .or_else(|| self.all.clone())
+            .unwrap_or_else(|| local.to_owned())
+    }
+}
+
 /// The HTTP client to the API.
 pub struct Api {
     http: reqwest::Client,
-    /// `console.api_url`; `None`: the server the console is mounted on.
-    configured: Option<String>,
+    routes: Routes,
 }
 
 impl Api {
-    pub fn new(configured: &str) -> anyhow::Result<Api> {
+    pub fn new(routes: Routes) -> anyhow::Result<Api> {
         Ok(Api {
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(15))
                 .build()?,
-            configured: (!configured.is_empty())
-                .then(|| configured.trim_end_matches('/').to_owned()),
+            routes,
         })
     }
 
-    /// Where the API is for a request that reached the console at `local`.
-    pub fn base(&self, local: std::net::SocketAddr) -> String {
-        match &self.configured {
-            Some(url) => url.clone(),
-            None => format!("http://{local}"),
-        }
+    /// This server, as the API of `renkei up` (the console is mounted
+    /// beside the services).
+    pub fn local(local: std::net::SocketAddr) -> String {
+        format!("http://{local}")
     }
 
     /// `GET path` as the signed-in user.
@@ -69,7 +134,7 @@ impl Api {
         body: Option<&B>,
     ) -> Result<T, Failure> {
         let user = ctx.user()?;
-        let url = format!("{}{path}", ctx.api_base);
+        let url = format!("{}{path}", self.routes.base_for(path, &ctx.api_base));
         let mut request = self
             .http
             .request(method.clone(), &url)
@@ -102,5 +167,64 @@ impl Api {
             status: status.as_u16(),
             problem,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_of_the_four_services_goes_to_its_owner() {
+        let table = include_str!("../../../docs/authorization.csv");
+        let mut checked = 0;
+        for line in table.lines().skip(1) {
+            let mut fields = line.split(',');
+            let (Some(service), Some(_method), Some(path)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            if path.starts_with("/v1/audit") {
+                continue;
+            }
+            let wanted = match service {
+                "registry" => Owner::Registry,
+                "demarcation" => Owner::Demarcation,
+                "contacts" => Owner::Contacts,
+                "emergency" => Owner::Emergency,
+                other => panic!("unknown service {other}"),
+            };
+            let concrete = path
+                .replace("{id}", "0190b5a0-0000-7000-8000-000000000001")
+                .replace("{org_id}", "0190b5a0-0000-7000-8000-000000000002")
+                .replace("{platform_id}", "0190b5a0-0000-7000-8000-000000000003")
+                .replace("{version_id}", "0190b5a0-0000-7000-8000-000000000004")
+                .replace("{token}", "abc");
+            assert_eq!(owner_of(&format!("{concrete}?limit=5")), wanted, "{path}");
+            checked += 1;
+        }
+        assert!(checked > 1000, "only {checked} rows");
+    }
+
+    #[test]
+    fn a_service_of_its_own_wins_over_the_common_address() {
+        let routes = Routes {
+            all: Some("http://gateway".into()),
+            contacts: Some("http://contacts:8080".into()),
+            ..Routes::default()
+        };
+        assert_eq!(
+            routes.base_for("/v1/contacts", "http://me"),
+            "http://contacts:8080"
+        );
+        assert_eq!(
+            routes.base_for("/v1/incidents", "http://me"),
+            "http://gateway"
+        );
+        assert_eq!(
+            Routes::default().base_for("/v1/incidents", "http://me"),
+            "http://me"
+        );
     }
 }

@@ -75,7 +75,7 @@ impl Console {
             )?)
         };
         let state = ConsoleState {
-            api: api::Api::new(&settings.console.api_url)?,
+            api: api::Api::new(api::Routes::from_settings(&settings.console))?,
             dev_issuer,
             oidc: sign_in::oidc::Provider::from_settings(settings)?,
             verifier: Arc::new(TokenVerifier::from_settings(settings).await?),
@@ -146,6 +146,45 @@ impl ServiceModule for ConsoleModule {
     }
 
     async fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The console served alone (its own binary, beside services that run
+/// apart): no NATS, no database, only the services' API.
+pub struct Alone {
+    pub addr: std::net::SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Alone {
+    /// Starts the console on `http.listen`.
+    pub async fn spawn(settings: &Settings) -> anyhow::Result<Alone> {
+        use renkei_web::Service as _;
+        let console = Console::new(settings).await?;
+        let verifier = console.state.verifier.clone();
+        let listener = std::net::TcpListener::bind(settings.listen_addr())
+            .with_context(|| format!("http.listen: cannot bind {}", settings.http.listen))?;
+        let addr = listener.local_addr()?;
+        let server = renkei_web::serve(
+            vec![console.module()],
+            listener,
+            &settings.http,
+            &settings.rate_limit,
+            verifier,
+        )?;
+        Ok(Alone {
+            addr,
+            handle: server.handle(),
+            server: tokio::spawn(server),
+        })
+    }
+
+    /// Stops accepting requests and lets those in flight finish.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.handle.stop(true).await;
+        self.server.await??;
         Ok(())
     }
 }

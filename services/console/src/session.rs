@@ -57,7 +57,8 @@ pub struct Ctx {
     /// The path and query of this page, for "come back here" links.
     pub here: String,
     pub session: Session,
-    /// Where the API is (see [`crate::api::Api::base`]).
+    /// This server's own address: the API when the console is mounted
+    /// beside the services (see [`crate::api::Routes`]).
     pub api_base: String,
     pub dev_sign_in: bool,
     pub oidc_sign_in: bool,
@@ -240,7 +241,7 @@ fn ctx(req: &HttpRequest, payload: &mut Payload) -> Result<Ctx, actix_web::Error
         user,
         here,
         session,
-        api_base: state.api.base(req.app_config().local_addr()),
+        api_base: crate::api::Api::local(req.app_config().local_addr()),
         dev_sign_in: state.dev_issuer.is_some(),
         oidc_sign_in: state.oidc.is_some(),
     })

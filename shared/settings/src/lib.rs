@@ -214,9 +214,16 @@ pub struct ContactsSettings {
 /// The web console (`/console`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConsoleSettings {
-    /// The services' API the console calls with the signed-in user's token.
-    /// Empty: the server the console itself is mounted on (`renkei up`).
+    /// The services' API the console calls with the signed-in user's token
+    /// (one address for all four, such as a gateway). Empty: the server the
+    /// console itself is mounted on (`renkei up`).
     pub api_url: String,
+    /// Where each service answers when they run apart (compose,
+    /// Kubernetes); empty: `api_url`.
+    pub registry_url: String,
+    pub demarcation_url: String,
+    pub contacts_url: String,
+    pub emergency_url: String,
     /// The address people's browsers reach the console at, for the identity
     /// provider's redirect. Empty: `contacts.public_url`.
     pub public_url: String,
@@ -370,6 +377,10 @@ impl Default for Settings {
             },
             console: ConsoleSettings {
                 api_url: String::new(),
+                registry_url: String::new(),
+                demarcation_url: String::new(),
+                contacts_url: String::new(),
+                emergency_url: String::new(),
                 public_url: String::new(),
                 session_key: SecretString::from(String::new()),
                 time_zone: "Asia/Tokyo".into(),
@@ -485,6 +496,10 @@ impl Settings {
         }
         for (key, url) in [
             ("console.api_url", &self.console.api_url),
+            ("console.registry_url", &self.console.registry_url),
+            ("console.demarcation_url", &self.console.demarcation_url),
+            ("console.contacts_url", &self.console.contacts_url),
+            ("console.emergency_url", &self.console.emergency_url),
             ("console.public_url", &self.console.public_url),
         ] {
             if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {

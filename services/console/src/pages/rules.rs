@@ -93,7 +93,8 @@ pub async fn page(
                     .iter()
                     .find(|p| p.organization_id == org)
                     .map(|p| p.position.clone());
-                page.may_decide = user.has("manager") && consensus.required.contains(&org);
+                page.may_decide =
+                    (user.has("manager") || user.has("ciso")) && consensus.required.contains(&org);
             }
             page.consensus = Some(consensus);
         }
