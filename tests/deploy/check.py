@@ -12,10 +12,15 @@
   checked for its shape; kustomization.yaml and nats-values.yaml too;
 - the Deployments keep to the product's rules (2 replicas, renkei-<service>,
   probes, non-root uid 10001, read-only root filesystem, resources), and
-  each has its Service and PodDisruptionBudget;
+  each has its Service and PodDisruptionBudget and is listed in
+  kustomization.yaml;
 - docker-compose.yml has every service of the stack, sensible images and
   commands, and every file it mounts exists (deploy/nats/generated/ aside:
   deploy/nats/make-secrets.sh makes it);
+- the console (renkei-console) reaches the four services at their own
+  addresses and is given no bus or database setting or credential, in
+  compose and on Kubernetes; its session key comes from a Secret there;
+- deploy/Dockerfile puts every binary the deployments run into the image;
 - Prometheus' configuration and alert rules, and the Grafana provisioning
   and dashboards, have the shape those tools need; with promtool on the
   PATH, it checks them too (and every dashboard query's PromQL);
@@ -38,8 +43,15 @@ import tempfile
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 KUBERNETES_VERSION = "1.30"
 SERVICES = ["registry", "demarcation", "contacts", "emergency"]
+# The web console: a client of the four services' HTTP API, with no NATS
+# and no database of its own.
+CONSOLE = "console"
 COMPOSE_SERVICES = ["nats-1", "nats-2", "nats-3", "postgres", "otel-collector", "jaeger",
-                    "prometheus", "grafana"] + SERVICES
+                    "prometheus", "grafana"] + SERVICES + [CONSOLE]
+# Where the console finds each service (compose service / Kubernetes Service).
+CONSOLE_URLS = {f"RENKEI_CONSOLE__{svc.upper()}_URL": f"http://{svc}:8080" for svc in SERVICES}
+# Settings that would give the console the bus or the database.
+BUS_OR_DATABASE = ("RENKEI_NATS__", "RENKEI_DATABASE__")
 DATASOURCE_UID = "renkei-prometheus"
 # What the services expose (and Prometheus' own `up`): the dashboards and
 # alert rules may use nothing else. The names are the constants of
@@ -134,12 +146,14 @@ def check_kubernetes(parsed, problems):
     if not manifests:
         problems.add(kdir, "no manifests")
         return
-    deployments, services, pdbs = {}, {}, {}
+    deployments, services, pdbs, configmaps = {}, {}, {}, {}
+    listed = None
     validated = 0
     for path in manifests:
         name = os.path.basename(path)
         if name == "kustomization.yaml":
             check_kustomization(path, parsed[path], problems)
+            listed = (parsed[path][0] or {}).get("resources") or []
             continue
         if name == "nats-values.yaml":
             check_nats_values(path, parsed[path][0], problems)
@@ -174,51 +188,66 @@ def check_kubernetes(parsed, problems):
                 services[name_] = (path, doc)
             elif kind == "PodDisruptionBudget":
                 pdbs[name_] = (path, doc)
+            elif kind == "ConfigMap":
+                configmaps[name_] = doc.get("data") or {}
     if validated == 0:
         problems.add(kdir, "no manifest was validated against the Kubernetes schema")
-    for svc in SERVICES:
+    for svc in SERVICES + [CONSOLE]:
         if svc not in deployments:
             problems.add(kdir, f"no Deployment {svc}")
             continue
         path, dep = deployments[svc]
-        check_deployment(path, svc, dep, problems)
-        labels = get(dep, "spec", "template", "metadata", "labels", default={}) or {}
-        if svc not in services:
-            problems.add(kdir, f"no Service {svc}")
+        if svc == CONSOLE:
+            check_console_deployment(path, dep, configmaps, problems)
         else:
-            spath, service = services[svc]
-            selector = get(service, "spec", "selector", default={}) or {}
-            if not selector or any(labels.get(k) != v for k, v in selector.items()):
-                problems.add(spath, f"Service {svc}: selector {selector} does not select the Deployment's pods")
-            if 8080 not in [get(p, "port") for p in get(service, "spec", "ports", default=[]) or []]:
-                problems.add(spath, f"Service {svc}: no port 8080")
-        if svc not in pdbs:
-            problems.add(kdir, f"no PodDisruptionBudget {svc}")
-        else:
-            ppath, pdb = pdbs[svc]
-            if get(pdb, "spec", "minAvailable") != 1:
-                problems.add(ppath, f"PodDisruptionBudget {svc}: minAvailable must be 1")
-            selector = get(pdb, "spec", "selector", "matchLabels", default={}) or {}
-            if not selector or any(labels.get(k) != v for k, v in selector.items()):
-                problems.add(ppath, f"PodDisruptionBudget {svc}: selector does not select the Deployment's pods")
+            check_service_deployment(path, svc, dep, problems)
+        if listed is not None and os.path.basename(path) not in listed:
+            problems.add(rel("deploy", "kubernetes", "kustomization.yaml"),
+                         f"resources do not list {os.path.basename(path)} (Deployment {svc})")
+        check_exposure(kdir, svc, dep, services, pdbs, problems)
     return validated
 
 
-def check_deployment(path, svc, dep, problems):
-    what = f"Deployment {svc}"
+def check_exposure(kdir, svc, dep, services, pdbs, problems):
+    """The Deployment's Service (port 8080) and PodDisruptionBudget select its pods."""
+    labels = get(dep, "spec", "template", "metadata", "labels", default={}) or {}
+    if svc not in services:
+        problems.add(kdir, f"no Service {svc}")
+    else:
+        spath, service = services[svc]
+        selector = get(service, "spec", "selector", default={}) or {}
+        if not selector or any(labels.get(k) != v for k, v in selector.items()):
+            problems.add(spath, f"Service {svc}: selector {selector} does not select the Deployment's pods")
+        if 8080 not in [get(p, "port") for p in get(service, "spec", "ports", default=[]) or []]:
+            problems.add(spath, f"Service {svc}: no port 8080")
+    if svc not in pdbs:
+        problems.add(kdir, f"no PodDisruptionBudget {svc}")
+    else:
+        ppath, pdb = pdbs[svc]
+        if get(pdb, "spec", "minAvailable") != 1:
+            problems.add(ppath, f"PodDisruptionBudget {svc}: minAvailable must be 1")
+        selector = get(pdb, "spec", "selector", "matchLabels", default={}) or {}
+        if not selector or any(labels.get(k) != v for k, v in selector.items()):
+            problems.add(ppath, f"PodDisruptionBudget {svc}: selector does not select the Deployment's pods")
+
+
+def check_pod(path, name, dep, problems):
+    """The rules every Renkei Deployment keeps (services and console alike);
+    returns its one container, or None."""
+    what = f"Deployment {name}"
     if get(dep, "spec", "replicas") != 2:
         problems.add(path, f"{what}: replicas must be 2")
     pod = get(dep, "spec", "template", "spec", default={}) or {}
     containers = pod.get("containers") or []
     if len(containers) != 1:
         problems.add(path, f"{what}: expected one container")
-        return
+        return None
     c = containers[0]
     image = str(c.get("image", ""))
     if not re.match(r"^([^/]+/)*renkei(:[\w.\-]+)?(@sha256:[0-9a-f]{64})?$", image):
         problems.add(path, f"{what}: image {image!r} is not the renkei image")
-    if c.get("command") != [f"renkei-{svc}"]:
-        problems.add(path, f"{what}: command must be [renkei-{svc}], is {c.get('command')}")
+    if c.get("command") != [f"renkei-{name}"]:
+        problems.add(path, f"{what}: command must be [renkei-{name}], is {c.get('command')}")
     for probe, wanted in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         if get(c, probe, "httpGet", "path") != wanted:
             problems.add(path, f"{what}: {probe} must ask {wanted}")
@@ -236,21 +265,62 @@ def check_deployment(path, svc, dep, problems):
         problems.add(path, f"{what}: readOnlyRootFilesystem must be true")
     if csc.get("allowPrivilegeEscalation") is not False:
         problems.add(path, f"{what}: allowPrivilegeEscalation must be false")
-    env = {e.get("name"): e for e in c.get("env") or []}
-    if get(env, "RENKEI_NATS__USER", "value") != svc:
-        problems.add(path, f"{what}: RENKEI_NATS__USER must be {svc}")
-    for name in ("RENKEI_NATS__PASSWORD", "RENKEI_DATABASE__URL", "RENKEI_AUDIT__SIGNING_KEY"):
-        if not get(env, name, "valueFrom", "secretKeyRef", "name"):
-            problems.add(path, f"{what}: {name} must come from a Secret")
-    for e in c.get("env") or []:
-        if "value" in e and re.search(r"PASSWORD|KEY|URL", e["name"]) and e["name"].startswith("RENKEI_") \
-                and e["name"] not in ("RENKEI_NATS__URL",):
-            problems.add(path, f"{what}: {e['name']} is written in the manifest; take it from a Secret")
     if not any(get(s, "configMapRef", "name") for s in c.get("envFrom") or []):
         problems.add(path, f"{what}: no envFrom ConfigMap of settings")
     mounts = {m.get("mountPath") for m in c.get("volumeMounts") or []}
     if "/var/lib/renkei" not in mounts:
         problems.add(path, f"{what}: the data dir /var/lib/renkei needs a writable volume (read-only root)")
+    return c
+
+
+def check_env_secrets(path, what, c, secrets, plain, problems):
+    """`secrets` must come from a Secret, and no RENKEI_ variable named like a
+    secret or an address (PASSWORD, KEY, SECRET, URL) is written in the
+    manifest, `plain` aside."""
+    env = {e.get("name"): e for e in c.get("env") or []}
+    for name in secrets:
+        if not get(env, name, "valueFrom", "secretKeyRef", "name"):
+            problems.add(path, f"{what}: {name} must come from a Secret")
+    for e in c.get("env") or []:
+        if "value" in e and re.search(r"PASSWORD|KEY|SECRET|URL", e["name"]) and e["name"].startswith("RENKEI_") \
+                and e["name"] not in plain:
+            problems.add(path, f"{what}: {e['name']} is written in the manifest; take it from a Secret")
+    return env
+
+
+def check_service_deployment(path, svc, dep, problems):
+    what = f"Deployment {svc}"
+    c = check_pod(path, svc, dep, problems)
+    if c is None:
+        return
+    env = check_env_secrets(path, what, c, ("RENKEI_NATS__PASSWORD", "RENKEI_DATABASE__URL",
+                                            "RENKEI_AUDIT__SIGNING_KEY"), ("RENKEI_NATS__URL",), problems)
+    if get(env, "RENKEI_NATS__USER", "value") != svc:
+        problems.add(path, f"{what}: RENKEI_NATS__USER must be {svc}")
+
+
+def check_console_deployment(path, dep, configmaps, problems):
+    what = f"Deployment {CONSOLE}"
+    c = check_pod(path, CONSOLE, dep, problems)
+    if c is None:
+        return
+    env = check_env_secrets(path, what, c, ("RENKEI_CONSOLE__SESSION_KEY", "RENKEI_CONSOLE__OIDC_CLIENT_SECRET"),
+                            tuple(CONSOLE_URLS), problems)
+    for name, url in CONSOLE_URLS.items():
+        if get(env, name, "value") != url:
+            problems.add(path, f"{what}: {name} must be {url} (the Service)")
+    # No bus or database: neither in its own env nor through a Secret of
+    # settings, nor (credentials) through the ConfigMap it shares.
+    for name in sorted(n for n in env if str(n).startswith(BUS_OR_DATABASE)):
+        problems.add(path, f"{what}: {name}: the console uses no NATS and no database")
+    for source in c.get("envFrom") or []:
+        if source.get("secretRef"):
+            problems.add(path, f"{what}: envFrom Secret {get(source, 'secretRef', 'name')}: "
+                               "take the console's keys one by one (secretKeyRef)")
+        data = configmaps.get(get(source, "configMapRef", "name"), {})
+        for name in ("RENKEI_NATS__PASSWORD", "RENKEI_NATS__CREDENTIALS_FILE", "RENKEI_DATABASE__URL"):
+            if name in data:
+                problems.add(path, f"{what}: ConfigMap {get(source, 'configMapRef', 'name')} gives it {name}")
 
 
 def check_cnpg_cluster(path, doc, problems):
@@ -351,7 +421,9 @@ def check_compose(parsed, problems):
             full = os.path.normpath(os.path.join(ROOT, env_file))
             if not full.startswith(rel("deploy", "nats", "generated")) and not os.path.exists(full):
                 problems.add(path, f"service {name}: env_file {env_file} does not exist")
-    for name in SERVICES:
+    for name in SERVICES + [CONSOLE]:
+        if name not in services:
+            continue  # said above
         svc = services.get(name) or {}
         if not str(svc.get("image", "")).startswith("renkei:"):
             problems.add(path, f"service {name}: image must be renkei:<tag>")
@@ -359,20 +431,78 @@ def check_compose(parsed, problems):
             problems.add(path, f"service {name}: command must be [renkei-{name}]")
         if get(svc, "deploy", "replicas") != 2:
             problems.add(path, f"service {name}: deploy.replicas must be 2")
-        env = svc.get("environment") or {}
-        if isinstance(env, list):
-            env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+        if "GET /readyz " not in " ".join(map(str, get(svc, "healthcheck", "test", default=[]) or [])):
+            problems.add(path, f"service {name}: the healthcheck must ask GET /readyz")
+        if not str(compose_env(svc).get("RENKEI_TELEMETRY__OTLP_ENDPOINT", "")).startswith("http://otel-collector:"):
+            problems.add(path, f"service {name}: RENKEI_TELEMETRY__OTLP_ENDPOINT must point at otel-collector")
+    for name in (n for n in SERVICES if n in services):
+        env = compose_env(services.get(name) or {})
         if env.get("RENKEI_NATS__USER") != name:
             problems.add(path, f"service {name}: RENKEI_NATS__USER must be {name}")
-        if not str(env.get("RENKEI_TELEMETRY__OTLP_ENDPOINT", "")).startswith("http://otel-collector:"):
-            problems.add(path, f"service {name}: RENKEI_TELEMETRY__OTLP_ENDPOINT must point at otel-collector")
         if str(env.get("RENKEI_NATS__STREAM_REPLICAS")) != "3":
             problems.add(path, f"service {name}: RENKEI_NATS__STREAM_REPLICAS must be 3")
+    check_compose_console(path, services, problems)
     grafana_env = get(services, "grafana", "environment", default={}) or {}
     if str(grafana_env.get("GF_AUTH_ANONYMOUS_ENABLED", "")).lower() != "false":
         problems.add(path, "grafana: GF_AUTH_ANONYMOUS_ENABLED must be false")
     if "${" not in str(grafana_env.get("GF_SECURITY_ADMIN_PASSWORD", "")):
         problems.add(path, "grafana: GF_SECURITY_ADMIN_PASSWORD must come from the environment")
+
+
+def compose_env(svc):
+    """A compose service's environment as a dict (it may be written as a list)."""
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    return env
+
+
+def check_compose_console(path, services, problems):
+    if CONSOLE not in services:
+        return  # said by check_compose
+    console = services.get(CONSOLE) or {}
+    env = compose_env(console)
+    for name, url in CONSOLE_URLS.items():
+        if env.get(name) != url:
+            problems.add(path, f"service {CONSOLE}: {name} must be {url}")
+    for name in sorted(n for n in env if n.startswith(BUS_OR_DATABASE)):
+        problems.add(path, f"service {CONSOLE}: {name}: the console uses no NATS and no database "
+                           "(give it no bus or database settings or credentials)")
+    if console.get("env_file"):
+        # deploy/nats/generated/<service>.env holds a NATS password and the services' keys.
+        problems.add(path, f"service {CONSOLE}: no env_file (the services' ones hold bus credentials)")
+    # A development default for the session key, long enough to be accepted.
+    m = re.fullmatch(r"\$\{RENKEI_CONSOLE__SESSION_KEY:-(.*)\}", str(env.get("RENKEI_CONSOLE__SESSION_KEY", "")))
+    if not m or len(m.group(1)) < 32:
+        problems.add(path, f"service {CONSOLE}: RENKEI_CONSOLE__SESSION_KEY must be "
+                           "${RENKEI_CONSOLE__SESSION_KEY:-<development default of at least 32 characters>}")
+    dev_key = compose_env(services.get(SERVICES[0]) or {}).get("RENKEI_AUTH__DEV_KEY")
+    if not env.get("RENKEI_AUTH__DEV_KEY") or env.get("RENKEI_AUTH__DEV_KEY") != dev_key:
+        problems.add(path, f"service {CONSOLE}: RENKEI_AUTH__DEV_KEY must be the services' "
+                           "(they must accept the tokens its development sign-in signs)")
+    if not str(env.get("RENKEI_CONSOLE__PUBLIC_URL", "")):
+        problems.add(path, f"service {CONSOLE}: no RENKEI_CONSOLE__PUBLIC_URL")
+    depends = console.get("depends_on") or []
+    for name in SERVICES:
+        if name not in depends:
+            problems.add(path, f"service {CONSOLE}: depends_on lacks {name}")
+
+
+# ---------------------------------------------------------------- dockerfile
+
+def check_dockerfile(problems):
+    """The image holds every binary the deployments run."""
+    path = rel("deploy", "Dockerfile")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        problems.add(path, f"unreadable: {e}")
+        return
+    copied = set(re.findall(r"target/release/(renkei[\w-]*)", text))
+    for name in SERVICES + [CONSOLE]:
+        if f"renkei-{name}" not in copied:
+            problems.add(path, f"renkei-{name} is not copied into the image")
 
 
 def check_collector(parsed, problems):
@@ -648,6 +778,7 @@ def main():
         return 1 if problems.items else 0
     validated = check_kubernetes(parsed, problems) or 0
     check_compose(parsed, problems)
+    check_dockerfile(problems)
     check_collector(parsed, problems)
     check_prometheus(parsed, problems)
     check_alerts(parsed, problems)
@@ -660,7 +791,7 @@ def main():
         print(f"tests/deploy/check.py: {len(problems.items)} problem(s)")
         return 1
     print(f"tests/deploy/check.py: {len(parsed)} files parse; {validated} Kubernetes objects valid for "
-          f"{KUBERNETES_VERSION} (strict); compose, Prometheus, alerts and dashboards in shape")
+          f"{KUBERNETES_VERSION} (strict); compose, console, Prometheus, alerts and dashboards in shape")
     return 0
 
 
