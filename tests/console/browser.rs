@@ -163,6 +163,17 @@ impl Browser {
         self.find(css).await.click().await.expect("click");
     }
 
+    /// Clicks what sends a form and waits for the page it leads to (the
+    /// old page's elements gone), so nothing is read off the old one.
+    pub async fn submit(&self, css: &str) {
+        let old = self.find("html").await;
+        self.click(css).await;
+        old.wait_until()
+            .stale()
+            .await
+            .unwrap_or_else(|e| panic!("{css} did not lead to another page: {e}"));
+    }
+
     /// Reloads until `css` holds `wanted` (for what arrives over NATS).
     pub async fn wait_for_text(&self, css: &str, wanted: &str, within: Duration) -> String {
         let deadline = tokio::time::Instant::now() + within;

@@ -41,13 +41,13 @@ async fn sign_in(b: &Browser, org: Option<uuid::Uuid>, role: &str, name: &str) {
         .await;
     b.choose("#role", role).await;
     b.fill("#name", name).await;
-    b.click("#sign-in").await;
+    b.submit("#sign-in").await;
     let who = b.text("#who").await;
     assert!(who.contains(name), "signed in as {who}");
 }
 
 async fn sign_out(b: &Browser) {
-    b.click("header form[action='/console/sign-out'] button")
+    b.submit("header form[action='/console/sign-out'] button")
         .await;
     assert!(b.url().await.contains("/console/sign-in"));
 }
@@ -85,7 +85,7 @@ async fn a_manager_reads_the_proposed_rules_accepts_and_the_consensus_board_chan
     b.shot("proposal").await;
 
     b.click("#decision-accept").await;
-    b.click("#decide").await;
+    b.submit("#decide").await;
     assert_eq!(b.text("#accepted-count").await, "1", "{}", b.source().await);
     assert_eq!(b.text("#pending-count").await, "2");
     assert_eq!(b.text("#your-position").await, "Accepted");
@@ -100,7 +100,7 @@ async fn a_manager_reads_the_proposed_rules_accepts_and_the_consensus_board_chan
     b.click("#decision-object").await;
     b.fill("#reason", "R2 needs our legal department's review")
         .await;
-    b.click("#decide").await;
+    b.submit("#decide").await;
     assert_eq!(b.text("#objected-count").await, "1");
     let row = b.text(&format!("tr[data-org='{}']", b_org.id)).await;
     assert!(
@@ -150,7 +150,7 @@ async fn a_manager_of_an_affected_organisation_sees_the_alert_and_acknowledges_i
     b.fill("#d-summary", "Ransomware found on the records server")
         .await;
     b.shot("declare").await;
-    b.click("#declare-submit").await;
+    b.submit("#declare-submit").await;
     assert!(
         b.url().await.contains("/console/incidents/"),
         "{}",
@@ -178,7 +178,7 @@ async fn a_manager_of_an_affected_organisation_sees_the_alert_and_acknowledges_i
     let list = b.text("#incidents").await;
     assert!(list.contains("Agency A records"), "{list}");
     b.shot("list").await;
-    b.click(&format!("a[href='/console/incidents/{incident}']"))
+    b.submit(&format!("a[href='/console/incidents/{incident}']"))
         .await;
     let alert = b.text("#acknowledge-form").await;
     assert!(
@@ -186,7 +186,7 @@ async fn a_manager_of_an_affected_organisation_sees_the_alert_and_acknowledges_i
         "{alert}"
     );
     b.shot("alerted").await;
-    b.click("#acknowledge").await;
+    b.submit("#acknowledge").await;
     let row = format!("tr[data-org='{}'] td.ack", b_org.id);
     let acknowledged = b.wait_for_text(&row, "Yes", ARRIVES).await;
     assert!(acknowledged.contains("suzuki"), "{acknowledged}");
@@ -281,7 +281,7 @@ async fn the_language_switch_shows_japanese() {
     let b = Browser::start(&w.base, "language").await;
     b.open("/console/sign-in").await;
     assert_eq!(b.text("h1").await, "Sign in");
-    b.click("#lang-ja").await;
+    b.submit("#lang-ja").await;
     assert_eq!(b.text("h1").await, "サインイン");
     let html = b.find("html").await;
     assert_eq!(
@@ -303,7 +303,7 @@ async fn the_language_switch_shows_japanese() {
     );
     b.shot("rules-ja").await;
 
-    b.click("#lang-en").await;
+    b.submit("#lang-en").await;
     assert_eq!(b.text("h1").await, "Common rules");
     b.quit().await;
     w.stop().await;

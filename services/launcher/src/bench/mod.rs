@@ -22,6 +22,7 @@
 //! | `incidents` | incident → every affected webhook, steady and burst | NATS request/reply |
 //! | `rules` | rules proposed → in force, every organisation accepting | as many `GET /v1/rules/{id}` |
 //! | `start` | cold start to `/readyz` 200, resident memory idle / under load | hello world start, the bench before the product |
+//! | `console` | the console's incident page, signed in, `--connections` for `--duration` | `GET /v1/incidents/{id}` |
 //!
 //! Files: [`stats`] (figures, rows), [`machine`] (the machine, versions),
 //! [`graph`] (scenario 1), [`platform`] (the product, the receivers, the
@@ -45,7 +46,15 @@ use platform::{Api, Hello, Local, Tokens, WebhookSink};
 use stats::{Figure, Row};
 
 /// The scenarios, by the names `--scenarios` takes.
-pub const SCENARIOS: [&str; 6] = ["blast", "get", "events", "incidents", "rules", "start"];
+pub const SCENARIOS: [&str; 7] = [
+    "blast",
+    "get",
+    "events",
+    "incidents",
+    "rules",
+    "start",
+    "console",
+];
 
 /// The options of `renkei bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,7 +62,7 @@ pub struct BenchArgs {
     /// Small sizes and short phases: the whole run in about a minute.
     #[arg(long)]
     pub quick: bool,
-    /// Scenarios to run, by name or number (blast,get,events,incidents,rules,start or 1–6).
+    /// Scenarios to run, by name or number (blast,get,events,incidents,rules,start,console or 1–7).
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// Where `report.md` and `report.json` go.
@@ -416,7 +425,7 @@ async fn scenarios_on(
         }
     }
 
-    let needs_platform = ["get", "events", "incidents", "rules"]
+    let needs_platform = ["get", "events", "incidents", "rules", "console"]
         .iter()
         .any(|s| wants(s));
     let mut generated = None;
@@ -526,6 +535,23 @@ async fn scenarios_on(
                 rows.extend(r);
             }
             None => notes.push("rules: skipped (no platform)".into()),
+        }
+    }
+    if wants("console") {
+        match &generated {
+            Some(g) => {
+                let r = scenarios::console_page(
+                    &api,
+                    g,
+                    args.connections.min(16),
+                    sizes.duration,
+                    progress,
+                )
+                .await?;
+                r.iter().for_each(|row| done_line(progress, row));
+                rows.extend(r);
+            }
+            None => notes.push("console: skipped (no platform)".into()),
         }
     }
     let under_load = load.stop();

@@ -16,7 +16,9 @@
 //!    against as many authenticated `GET /v1/rules/{id}` at the same
 //!    concurrency;
 //! 6. resident memory of this process at idle and under load (the cold
-//!    start is timed when the product starts, see `platform::Local`).
+//!    start is timed when the product starts, see `platform::Local`);
+//! 7. the console's incident page, signed in, from many browsers, against
+//!    the API call it starts from (`GET /v1/incidents/{id}`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -102,6 +104,19 @@ async fn hammer(
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<(Figure, Option<Figure>, u64)> {
+    let auth = token.map(|t| ("authorization".to_owned(), format!("Bearer {t}")));
+    hammer_with(client, url, auth, connections, duration).await
+}
+
+/// [`hammer`] with any one header (a bearer token, a session cookie).
+async fn hammer_with(
+    client: &reqwest::Client,
+    url: &str,
+    header: Option<(String, String)>,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<(Figure, Option<Figure>, u64)> {
+    let token = header.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
     // warm the connections up
     let warm: Vec<_> = (0..connections)
         .map(|_| one_get(client, url, token))
@@ -111,13 +126,14 @@ async fn hammer(
     let deadline = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..connections {
-        let (client, url, token) = (client.clone(), url.to_owned(), token.map(str::to_owned));
+        let (client, url, header) = (client.clone(), url.to_owned(), header.clone());
         tasks.spawn(async move {
             let mut h = histogram()?;
             let mut errors = 0u64;
+            let header = header.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
             while Instant::now() < deadline {
                 let t = Instant::now();
-                if one_get(&client, &url, token.as_deref()).await {
+                if one_get(&client, &url, header).await {
                     record(&mut h, t.elapsed());
                 } else {
                     errors += 1;
@@ -137,10 +153,10 @@ async fn hammer(
     Ok((Figure::rate(all.len(), took), Figure::latency(&all), errors))
 }
 
-async fn one_get(client: &reqwest::Client, url: &str, token: Option<&str>) -> bool {
+async fn one_get(client: &reqwest::Client, url: &str, header: Option<(&str, &str)>) -> bool {
     let mut req = client.get(url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
+    if let Some((name, value)) = header {
+        req = req.header(name, value);
     }
     match req.send().await {
         Ok(r) => {
@@ -150,6 +166,136 @@ async fn one_get(client: &reqwest::Client, url: &str, token: Option<&str>) -> bo
         }
         Err(_) => false,
     }
+}
+
+/// Scenario 7: the console's incident page, the page responders keep open
+/// in an incident, signed in through the development sign-in as the
+/// declaring organisation's manager, `connections` browsers for `duration`;
+/// floor: `GET /v1/incidents/{id}`, the first of the four API calls the
+/// page is built from (incident, tasks, timeline, organisation names).
+pub async fn console_page(
+    api: &Api,
+    generated: &Generated,
+    connections: usize,
+    duration: Duration,
+    progress: &ProgressBar,
+) -> anyhow::Result<Vec<Row>> {
+    let org = generated.orgs.first().context("no organisations")?;
+    let incident = api
+        .post(
+            "/v1/incidents",
+            &org.csirt,
+            &json!({"system_id": org.system, "category": "malware", "severity": 2, "tlp": "amber",
+                    "summary": "Bench incident for the console page", "detected_at": chrono::Utc::now()}),
+            201,
+        )
+        .await?;
+    let incident = super::platform::id(&incident)?;
+    let cookie = console_sign_in(&api.base, org.id).await?;
+    let page = format!("{}/console/incidents/{incident}", api.base);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    ensure!(
+        one_get(&client, &page, Some(("cookie", cookie.as_str()))).await,
+        "the console's incident page did not answer 200 when signed in"
+    );
+    progress.set_message(format!(
+        "console: the incident page, {connections} browsers"
+    ));
+    let (page_rate, page_lat, errors) = hammer_with(
+        &client,
+        &page,
+        Some(("cookie".into(), cookie.clone())),
+        connections,
+        duration,
+    )
+    .await?;
+    progress.set_message(format!(
+        "console: GET /v1/incidents/{{id}}, {connections} clients"
+    ));
+    let (api_rate, api_lat, _) = hammer(
+        &client,
+        &format!("{}/v1/incidents/{incident}", api.base),
+        Some(&org.manager),
+        connections,
+        duration,
+    )
+    .await?;
+    let note = format!(
+        "{connections} connections, {} s each; the page makes 4 API calls{}",
+        duration.as_secs(),
+        if errors > 0 {
+            format!("; {errors} non-200 answers")
+        } else {
+            String::new()
+        }
+    );
+    Ok(vec![
+        Row::new(
+            "7 console incident page",
+            "pages/s",
+            Some(page_rate),
+            "GET /v1/incidents/{id}",
+            Some(api_rate),
+            note.clone(),
+        ),
+        Row::new(
+            "7 console incident page",
+            "page latency",
+            page_lat,
+            "GET /v1/incidents/{id}",
+            api_lat,
+            note,
+        ),
+    ])
+}
+
+/// The console's session cookie of `org`'s manager, through the
+/// development sign-in page.
+async fn console_sign_in(base: &str, org: Uuid) -> anyhow::Result<String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let cookie_of = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next())
+            .find(|c| c.starts_with("renkei_console="))
+            .map(str::to_owned)
+    };
+    let page = client.get(format!("{base}/console/sign-in")).send().await?;
+    let cookie = cookie_of(&page).context("no console session cookie")?;
+    let html = page.text().await?;
+    let marker = "name=\"csrf\" value=\"";
+    let csrf = html
+        .find(marker)
+        .and_then(|at| html[at + marker.len()..].split('"').next())
+        .context("no form token on the sign-in page")?;
+    ensure!(
+        html.contains("dev-sign-in"),
+        "the console offers no development sign-in (production profile)"
+    );
+    let signed = client
+        .post(format!("{base}/console/sign-in"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf),
+            ("org", &org.to_string()),
+            ("role", "manager"),
+            ("name", "bench"),
+        ])
+        .send()
+        .await?;
+    ensure!(
+        signed.status() == 303,
+        "console sign-in answered {}",
+        signed.status()
+    );
+    cookie_of(&signed).context("no session cookie after signing in")
 }
 
 /// Scenario 3: `count` linked systems created through the API (owned by the
