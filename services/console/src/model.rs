@@ -163,6 +163,13 @@ pub struct Step {
     pub wait_seconds: u32,
 }
 
+impl Step {
+    /// The wait as people read it.
+    pub fn wait(&self) -> String {
+        crate::pages::incidents::duration(i64::from(self.wait_seconds))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Policy {
     pub steps: Vec<Step>,

@@ -54,10 +54,73 @@ struct ContactsPage<'a> {
     availabilities: [&'static str; 3],
 }
 
+/// How many steps the policy form offers.
+pub const STEPS: usize = 4;
+
+/// A step of the policy form, filled with the saved policy.
+pub struct StepRow {
+    pub number: usize,
+    /// The form value of its first target (`role:csirt`, `contact:<id>`,
+    /// `available`), empty for an unused step.
+    pub target: String,
+    pub wait_minutes: u32,
+}
+
+/// A target the policy form offers: its form value and its words.
+pub struct TargetChoice {
+    pub value: String,
+    pub label: String,
+}
+
 impl ContactsPage<'_> {
     fn contact_name(&self, id: &Option<Uuid>) -> String {
         id.and_then(|id| self.contacts.iter().find(|c| c.id == id))
             .map_or_else(|| "—".to_owned(), |c| c.name.clone())
+    }
+
+    /// Every target a step may have: each contact role, each contact,
+    /// everyone reachable.
+    fn targets(&self) -> Vec<TargetChoice> {
+        let mut out: Vec<TargetChoice> = CONTACT_ROLES
+            .iter()
+            .map(|r| TargetChoice {
+                value: format!("role:{r}"),
+                label: self.ctx.tk("contact_role", r).into_owned(),
+            })
+            .collect();
+        out.extend(self.contacts.iter().map(|c| TargetChoice {
+            value: format!("contact:{}", c.id),
+            label: c.name.clone(),
+        }));
+        out.push(TargetChoice {
+            value: "available".into(),
+            label: self.ctx.t("contacts.target_available").into_owned(),
+        });
+        out
+    }
+
+    fn steps(&self) -> Vec<StepRow> {
+        (0..STEPS)
+            .map(|i| {
+                let saved = self.policy.steps.get(i);
+                StepRow {
+                    number: i + 1,
+                    target: saved
+                        .and_then(|s| s.targets.first())
+                        .map(target_value)
+                        .unwrap_or_default(),
+                    wait_minutes: saved.map_or(15, |s| s.wait_seconds.div_ceil(60)),
+                }
+            })
+            .collect()
+    }
+}
+
+fn target_value(t: &crate::model::Target) -> String {
+    match (t.kind.as_str(), &t.role, &t.contact_id) {
+        ("role", Some(role), _) => format!("role:{role}"),
+        ("contact", _, Some(id)) => format!("contact:{id}"),
+        _ => "available".into(),
     }
 }
 
@@ -145,6 +208,154 @@ pub struct NewContact {
     address: String,
     #[serde(default)]
     language: String,
+}
+
+#[derive(Deserialize)]
+pub struct PolicyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    step1: String,
+    #[serde(default)]
+    wait1: String,
+    #[serde(default)]
+    step2: String,
+    #[serde(default)]
+    wait2: String,
+    #[serde(default)]
+    step3: String,
+    #[serde(default)]
+    wait3: String,
+    #[serde(default)]
+    step4: String,
+    #[serde(default)]
+    wait4: String,
+    #[serde(default)]
+    repeat: String,
+}
+
+/// One step of the policy form as the API takes it; `None` for an unused
+/// step.
+fn policy_step(
+    ctx: &Ctx,
+    field: &'static str,
+    wait_field: &'static str,
+    target: &str,
+    wait: &str,
+) -> Result<Option<serde_json::Value>, Failure> {
+    let target = match target.split_once(':') {
+        _ if target.is_empty() => return Ok(None),
+        None if target == "available" => serde_json::json!({"kind": "available"}),
+        Some(("role", role)) if CONTACT_ROLES.contains(&role) => {
+            serde_json::json!({"kind": "role", "role": role})
+        }
+        Some(("contact", id)) => {
+            let id: Uuid = id
+                .parse()
+                .map_err(|_| Failure::invalid(field, ctx.t("error.bad_id").into_owned()))?;
+            serde_json::json!({"kind": "contact", "contact_id": id})
+        }
+        _ => {
+            return Err(Failure::invalid(
+                field,
+                ctx.t("contacts.bad_target").into_owned(),
+            ));
+        }
+    };
+    let minutes: u32 = wait
+        .trim()
+        .parse()
+        .ok()
+        .filter(|m| (1..=10_080).contains(m))
+        .ok_or_else(|| Failure::invalid(wait_field, ctx.t("contacts.bad_wait").into_owned()))?;
+    Ok(Some(
+        serde_json::json!({"targets": [target], "wait_seconds": minutes * 60}),
+    ))
+}
+
+/// Saves the organisation's escalation policy: who is told at each step,
+/// and how long to wait for an acknowledgement before the next.
+pub async fn save_policy(
+    ctx: Ctx,
+    state: web::Data<ConsoleState>,
+    org: web::Path<String>,
+    form: web::Form<PolicyForm>,
+) -> HttpResponse {
+    let result = async {
+        ctx.check_csrf(&form.csrf)?;
+        let org = org_id(&ctx, &org)?;
+        let rows = [
+            ("step1", "wait1", &form.step1, &form.wait1),
+            ("step2", "wait2", &form.step2, &form.wait2),
+            ("step3", "wait3", &form.step3, &form.wait3),
+            ("step4", "wait4", &form.step4, &form.wait4),
+        ];
+        let mut steps = Vec::new();
+        for (field, wait_field, target, wait) in rows {
+            if let Some(step) = policy_step(&ctx, field, wait_field, target, wait)? {
+                steps.push(step);
+            }
+        }
+        if steps.is_empty() {
+            return Err(Failure::invalid(
+                "step1",
+                ctx.t("contacts.no_steps").into_owned(),
+            ));
+        }
+        let repeat: u32 = match form.repeat.trim() {
+            "" => 0,
+            raw => raw.parse().ok().filter(|r| *r <= 10).ok_or_else(|| {
+                Failure::invalid("repeat", ctx.t("contacts.bad_repeat").into_owned())
+            })?,
+        };
+        let _: serde_json::Value = state
+            .api
+            .send(
+                &ctx,
+                reqwest::Method::PUT,
+                &format!("/v1/organizations/{org}/escalation-policy"),
+                &serde_json::json!({"steps": steps, "repeat": repeat}),
+            )
+            .await?;
+        Ok(see_other(&format!("/console/organizations/{org}/contacts")))
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+#[derive(Deserialize)]
+pub struct RemoveContact {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Removes a contact of the organisation.
+pub async fn remove(
+    ctx: Ctx,
+    state: web::Data<ConsoleState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<RemoveContact>,
+) -> HttpResponse {
+    let result = async {
+        ctx.check_csrf(&form.csrf)?;
+        let org = org_id(&ctx, &path.0)?;
+        let contact: Uuid = path
+            .1
+            .parse()
+            .map_err(|_| Failure::invalid("contact_id", ctx.t("error.bad_id").into_owned()))?;
+        let _: serde_json::Value = state
+            .api
+            .send(
+                &ctx,
+                reqwest::Method::DELETE,
+                &format!("/v1/contacts/{contact}"),
+                &serde_json::json!({}),
+            )
+            .await?;
+        Ok(see_other(&format!("/console/organizations/{org}/contacts")))
+    }
+    .await;
+    respond(&ctx, result)
 }
 
 /// Adds a contact to the organisation; the API checks every field and the

@@ -201,6 +201,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/organizations/{org_id}/contacts",
             web::post().to(contacts::add),
         )
+        .route(
+            "/organizations/{org_id}/contacts/{contact_id}/remove",
+            web::post().to(contacts::remove),
+        )
+        .route(
+            "/organizations/{org_id}/escalation-policy",
+            web::post().to(contacts::save_policy),
+        )
         .route("/incidents", web::get().to(incidents::list))
         .route("/incidents", web::post().to(incidents::declare))
         .route("/incidents/{id}", web::get().to(incidents::page))
