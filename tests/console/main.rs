@@ -437,9 +437,35 @@ async fn every_page_renders_with_labelled_controls_and_is_saved_as_a_screenshot(
         origin.attr("data-system").await.expect("attr"),
         Some(a.system.to_string())
     );
-    // The matrix marks its gaps: nothing is assigned yet.
+    // The matrix: R/A/C/I per organisation, the gaps marked.
     b.open("/console/matrix").await;
     assert!(b.text("#gap-summary").await.starts_with("Gaps"));
+    let rows = b
+        .driver
+        .find_all(thirtyfour::By::Css("#matrix tbody tr"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 2, "the two controls in scope");
+    let first = rows[0].text().await.expect("row");
+    assert!(first.starts_with("organization-management"), "{first}");
+    assert_eq!(
+        rows[0].attr("class").await.expect("class"),
+        None,
+        "no gap: {first}"
+    );
+    let second = rows[1].text().await.expect("row");
+    assert!(second.contains("no accountable organisation"), "{second}");
+    let cells = rows[1]
+        .find_all(thirtyfour::By::Css("td"))
+        .await
+        .expect("cells");
+    let letters: Vec<String> = futures::future::join_all(cells.iter().map(|c| c.text()))
+        .await
+        .into_iter()
+        .map(|t| t.unwrap_or_default())
+        .collect();
+    // Columns: Agency A, Agency B, Agency C, the operator, then the gaps.
+    assert_eq!(&letters[..4], ["C", "R", "", ""], "{letters:?}");
     b.quit().await;
     w.stop().await;
 }

@@ -169,6 +169,33 @@ impl World {
             )
             .await;
         }
+        // A responsibility matrix in scope of two controls: the first
+        // fully assigned, the second with no accountable organisation.
+        let (a, b, c) = (
+            self.agencies[0].id,
+            self.agencies[1].id,
+            self.agencies[2].id,
+        );
+        let (status, body) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/v1/platforms/{}/matrix", self.platform),
+                &operator,
+                Some(json!({
+                    "controls": ["organization-management", "information-handling"],
+                    "assignments": [
+                        {"control": "organization-management", "organization_id": self.op_org, "role": "accountable"},
+                        {"control": "organization-management", "organization_id": a, "role": "responsible"},
+                        {"control": "organization-management", "organization_id": b, "role": "responsible"},
+                        {"control": "organization-management", "organization_id": c, "role": "responsible"},
+                        {"control": "information-handling", "organization_id": b, "role": "responsible"},
+                        {"control": "information-handling", "organization_id": a, "role": "consulted"}
+                    ],
+                    "classes": []
+                })),
+            )
+            .await;
+        assert_eq!(status, 200, "matrix: {body}");
         self.rules = self
             .create(
                 &format!("/v1/platforms/{}/rules", self.platform),
