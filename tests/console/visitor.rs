@@ -14,6 +14,7 @@ pub struct Visitor {
     base: String,
     pub cookie: Option<String>,
     pub accept_language: Option<String>,
+    pub referer: Option<String>,
 }
 
 impl Visitor {
@@ -26,6 +27,7 @@ impl Visitor {
             base: base.to_owned(),
             cookie: None,
             accept_language: None,
+            referer: None,
         }
     }
 
@@ -36,6 +38,9 @@ impl Visitor {
         }
         if let Some(lang) = &self.accept_language {
             request = request.header("Accept-Language", lang);
+        }
+        if let Some(referer) = &self.referer {
+            request = request.header("Referer", referer);
         }
         let response = request.send().await.expect("an answer");
         let status = response.status().as_u16();

@@ -115,6 +115,32 @@ impl Api {
             .await
     }
 
+    /// Every item of a paged list: `path` (with its filters) page after
+    /// page, following `next`, up to `MAX_PAGES` pages of 1000.
+    pub async fn get_all<T: DeserializeOwned>(
+        &self,
+        ctx: &Ctx,
+        path: &str,
+    ) -> Result<Vec<T>, Failure> {
+        const MAX_PAGES: usize = 100;
+        let join = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page_path = match &cursor {
+                None => format!("{path}{join}limit=1000"),
+                Some(c) => format!("{path}{join}limit=1000&cursor={}", crate::pages::encode(c)),
+            };
+            let page: crate::model::Page<T> = self.get(ctx, &page_path).await?;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(items)
+    }
+
     /// `method path` with a JSON body as the signed-in user.
     pub async fn send<T: DeserializeOwned, B: Serialize>(
         &self,
@@ -153,13 +179,13 @@ impl Api {
             let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
             return serde_json::from_slice(text).map_err(|e| {
                 tracing::error!(target: "renkei::console", %method, path, error = %e, "API answer not understood");
-                Failure::Unavailable
+                Failure::NotUnderstood
             });
         }
         if status == reqwest::StatusCode::UNAUTHORIZED {
             ctx.sign_out();
             return Err(Failure::SignedOut {
-                next: ctx.here.clone(),
+                next: ctx.back.clone(),
             });
         }
         let problem: Problem = serde_json::from_slice(&bytes).unwrap_or_default();

@@ -162,6 +162,21 @@ impl Alone {
     /// Starts the console on `http.listen`.
     pub async fn spawn(settings: &Settings) -> anyhow::Result<Alone> {
         use renkei_web::Service as _;
+        let c = &settings.console;
+        if c.api_url.is_empty()
+            && [
+                &c.registry_url,
+                &c.demarcation_url,
+                &c.contacts_url,
+                &c.emergency_url,
+            ]
+            .iter()
+            .any(|u| u.is_empty())
+        {
+            anyhow::bail!(
+                "console.api_url: the console alone needs the services' address (console.api_url), or each service's (console.registry_url, console.demarcation_url, console.contacts_url, console.emergency_url)"
+            );
+        }
         let console = Console::new(settings).await?;
         let verifier = console.state.verifier.clone();
         let listener = std::net::TcpListener::bind(settings.listen_addr())

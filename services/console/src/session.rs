@@ -30,6 +30,10 @@ impl SignedIn {
     pub fn has(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
     }
+
+    pub fn has_org(&self) -> bool {
+        self.org.is_some()
+    }
 }
 
 /// A sign-in under way at the identity provider.
@@ -62,6 +66,12 @@ pub struct Ctx {
     pub api_base: String,
     pub dev_sign_in: bool,
     pub oidc_sign_in: bool,
+    /// Calling as someone else ([`Ctx::as_user`]): a refusal of that token
+    /// never signs the visitor out.
+    pub borrowed: bool,
+    /// The page a refused form goes back to (the form's own page, from the
+    /// same-origin `Referer`), for signing in again.
+    pub back: String,
 }
 
 impl Ctx {
@@ -105,14 +115,25 @@ impl Ctx {
             api_base: self.api_base.clone(),
             dev_sign_in: self.dev_sign_in,
             oidc_sign_in: self.oidc_sign_in,
+            borrowed: true,
+            back: self.back.clone(),
         }
     }
 
-    /// The signed-in user, or a redirect to the sign-in page.
+    /// The signed-in user, or a redirect to the sign-in page (and back to
+    /// this page, or for a form to the page it was on).
     pub fn user(&self) -> Result<&SignedIn, Failure> {
         self.user.as_ref().ok_or(Failure::SignedOut {
-            next: self.here.clone(),
+            next: self.back.clone(),
         })
+    }
+
+    /// A signed-in user's form: signed in first (an expired session goes
+    /// to sign in again, not to a refusal), then the form's token.
+    pub fn check_form(&self, sent: &str) -> Result<&SignedIn, Failure> {
+        let user = self.user()?;
+        self.check_csrf(sent)?;
+        Ok(user)
     }
 
     pub fn has(&self, role: &str) -> bool {
@@ -150,18 +171,16 @@ impl Ctx {
             .map_err(Failure::session)
     }
 
+    /// Forgets who is signed in (and the form token with them), keeps
+    /// the language and time zone, under a new session id.
     pub fn sign_out(&self) {
-        let (lang, tz) = (
-            self.session.get::<String>(LANG).ok().flatten(),
-            self.session.get::<String>(TIME_ZONE).ok().flatten(),
-        );
-        self.session.purge();
-        if let Some(lang) = lang {
-            let _ = self.session.insert(LANG, lang);
+        if self.borrowed {
+            return;
         }
-        if let Some(tz) = tz {
-            let _ = self.session.insert(TIME_ZONE, tz);
-        }
+        let _ = self.session.remove(USER);
+        let _ = self.session.remove(PENDING);
+        let _ = self.session.insert(CSRF, new_token());
+        self.session.renew();
     }
 
     pub fn choose_language(&self, lang: Lang) -> Result<(), Failure> {
@@ -232,6 +251,19 @@ fn ctx(req: &HttpRequest, payload: &mut Payload) -> Result<Ctx, actix_web::Error
         .uri()
         .path_and_query()
         .map_or_else(|| "/console".to_owned(), |p| p.as_str().to_owned());
+    let back = if req.method() == actix_web::http::Method::GET {
+        here.clone()
+    } else {
+        // A form's page: the same-origin Referer's path, else the start.
+        let referer = req
+            .headers()
+            .get(actix_web::http::header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|r| r.parse::<actix_web::http::Uri>().ok())
+            .filter(|u| u.authority().map(|a| a.as_str()) == Some(req.connection_info().host()))
+            .and_then(|u| u.path_and_query().map(|p| p.as_str().to_owned()));
+        crate::pages::safe_next(referer.as_deref())
+    };
     // Extensions are how the error page learns the viewer's language.
     req.extensions_mut().insert(lang);
     Ok(Ctx {
@@ -244,6 +276,8 @@ fn ctx(req: &HttpRequest, payload: &mut Payload) -> Result<Ctx, actix_web::Error
         api_base: crate::api::Api::local(req.app_config().local_addr()),
         dev_sign_in: state.dev_issuer.is_some(),
         oidc_sign_in: state.oidc.is_some(),
+        borrowed: false,
+        back,
     })
 }
 

@@ -17,20 +17,37 @@
       out.textContent = s < 0 ? "-" + text : text;
     }, 1000);
   }
+  var lastUpdate = new Date();
+  // Says so when the live part could not be updated, and since when.
+  function notice(kind) {
+    var out = document.getElementById("freshness");
+    if (!out) return;
+    if (!kind) { out.textContent = ""; return; }
+    var hhmm = String(lastUpdate.getHours()).padStart(2, "0") + ":" + String(lastUpdate.getMinutes()).padStart(2, "0");
+    out.textContent = kind === "signedOut" ? out.dataset.signedOut : out.dataset.stale.replace("{time}", hhmm);
+  }
   function refresh() {
     var live = document.getElementById("live");
     if (!live || !live.dataset.refresh) return;
     var every = parseInt(live.dataset.refresh, 10) * 1000;
     setInterval(function () {
       if (document.activeElement && live.contains(document.activeElement) && document.activeElement.tagName !== "BODY") return;
-      fetch(window.location.href, { credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.text() : null; })
+      fetch(window.location.href, { credentials: "same-origin", redirect: "manual" })
+        .then(function (r) {
+          if (r.type === "opaqueredirect" || r.redirected) { notice("signedOut"); return null; }
+          if (!r.ok) { notice("stale"); return null; }
+          return r.text();
+        })
         .then(function (html) {
           if (!html) return;
           var next = new DOMParser().parseFromString(html, "text/html").getElementById("live");
-          if (next) { live.innerHTML = next.innerHTML; countdown(); }
+          if (!next) { notice("signedOut"); return; }
+          live.innerHTML = next.innerHTML;
+          lastUpdate = new Date();
+          notice(null);
+          countdown();
         })
-        .catch(function () {});
+        .catch(function () { notice("stale"); });
     }, every);
   }
   countdown();

@@ -99,6 +99,13 @@ impl ContactsPage<'_> {
         out
     }
 
+    /// The form shows a step as one target: a policy with more steps, or
+    /// steps with several targets, is kept as it is (changed through the
+    /// API), never cut down by a save.
+    fn policy_fits_the_form(&self) -> bool {
+        self.policy.steps.len() <= STEPS && self.policy.steps.iter().all(|s| s.targets.len() == 1)
+    }
+
     fn steps(&self) -> Vec<StepRow> {
         (0..STEPS)
             .map(|i| {
@@ -143,10 +150,13 @@ pub async fn page(
             .api
             .get(&ctx, &format!("/v1/organizations/{org}/escalation-policy"))
             .await?;
-        let contacts: Page<Contact> = state
-            .api
-            .get(&ctx, &format!("/v1/contacts?org_id={org}&limit=1000"))
-            .await?;
+        let contacts = Page {
+            items: state
+                .api
+                .get_all::<Contact>(&ctx, &format!("/v1/contacts?org_id={org}"))
+                .await?,
+            next: None,
+        };
         let org_name = state
             .api
             .get::<Organization>(&ctx, &format!("/v1/organizations/{org}"))
@@ -206,6 +216,9 @@ pub struct NewContact {
     channel: String,
     #[serde(default)]
     address: String,
+    /// The webhook's signing secret (webhooks only).
+    #[serde(default)]
+    secret: String,
     #[serde(default)]
     language: String,
 }
@@ -282,7 +295,7 @@ pub async fn save_policy(
     form: web::Form<PolicyForm>,
 ) -> HttpResponse {
     let result = async {
-        ctx.check_csrf(&form.csrf)?;
+        ctx.check_form(&form.csrf)?;
         let org = org_id(&ctx, &org)?;
         let rows = [
             ("step1", "wait1", &form.step1, &form.wait1),
@@ -337,7 +350,7 @@ pub async fn remove(
     form: web::Form<RemoveContact>,
 ) -> HttpResponse {
     let result = async {
-        ctx.check_csrf(&form.csrf)?;
+        ctx.check_form(&form.csrf)?;
         let org = org_id(&ctx, &path.0)?;
         let contact: Uuid = path
             .1
@@ -367,10 +380,11 @@ pub async fn add(
     form: web::Form<NewContact>,
 ) -> HttpResponse {
     let result = async {
-        ctx.check_csrf(&form.csrf)?;
+        ctx.check_form(&form.csrf)?;
         let org = org_id(&ctx, &org)?;
         let channel = match form.channel.as_str() {
-            "webhook" => serde_json::json!({"kind": "webhook", "url": form.address.trim()}),
+            "webhook" => serde_json::json!({"kind": "webhook", "url": form.address.trim(),
+                                            "secret": form.secret}),
             "email" => serde_json::json!({"kind": "email", "address": form.address.trim()}),
             _ => {
                 return Err(Failure::invalid(

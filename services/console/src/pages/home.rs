@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use super::{Failure, ok, respond, safe_next, see_other};
 use crate::i18n::{Lang, time_zone};
-use crate::model::{Incident, Page};
-use crate::session::Ctx;
+use crate::model::Incident;
+use crate::session::{Ctx, SignedIn};
 use crate::state::ConsoleState;
 
 #[derive(Template)]
@@ -20,12 +20,17 @@ struct HomePage<'a> {
 pub async fn home(ctx: Ctx, state: web::Data<ConsoleState>) -> HttpResponse {
     let result = async {
         ctx.user()?;
-        let page: Page<Incident> = state.api.get(&ctx, "/v1/incidents?limit=50").await?;
-        let open = page
-            .items
-            .into_iter()
-            .filter(|i| i.status != "closed")
+        // Every open incident, however old: one list per open status.
+        let paths: Vec<String> = ["declared", "triaged", "contained", "recovered"]
+            .iter()
+            .map(|status| format!("/v1/incidents?status={status}"))
             .collect();
+        let lists = futures::future::try_join_all(
+            paths.iter().map(|p| state.api.get_all::<Incident>(&ctx, p)),
+        )
+        .await?;
+        let mut open: Vec<Incident> = lists.concat();
+        open.sort_by_key(|i| std::cmp::Reverse(i.declared_at));
         ok(HomePage { ctx: &ctx, open })
     }
     .await;

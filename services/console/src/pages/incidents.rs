@@ -23,20 +23,39 @@ pub const TLPS: [&str; 5] = ["clear", "green", "amber", "amber+strict", "red"];
 struct ListPage<'a> {
     ctx: &'a Ctx,
     incidents: Vec<Incident>,
+    /// The cursor of the next (older) page, when there is one.
+    next: Option<String>,
     systems: Vec<System>,
     categories: [&'static str; 6],
     tlps: [&'static str; 5],
 }
 
-pub async fn list(ctx: Ctx, state: web::Data<ConsoleState>) -> HttpResponse {
+#[derive(Deserialize)]
+pub struct ListQuery {
+    cursor: Option<String>,
+}
+
+/// Incidents, newest first, 50 a page.
+pub async fn list(
+    ctx: Ctx,
+    state: web::Data<ConsoleState>,
+    query: web::Query<ListQuery>,
+) -> HttpResponse {
     let result = async {
         ctx.user()?;
-        let incidents: Page<Incident> = state.api.get(&ctx, "/v1/incidents?limit=100").await?;
-        let systems: Page<System> = state.api.get(&ctx, "/v1/systems?limit=1000").await?;
+        let path = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+            Some(c) => format!("/v1/incidents?limit=50&cursor={}", super::encode(c)),
+            None => "/v1/incidents?limit=50".to_owned(),
+        };
+        let (incidents, systems) = futures::try_join!(
+            state.api.get::<Page<Incident>>(&ctx, &path),
+            state.api.get_all::<System>(&ctx, "/v1/systems"),
+        )?;
         ok(ListPage {
             ctx: &ctx,
             incidents: incidents.items,
-            systems: systems.items,
+            next: incidents.next,
+            systems,
             categories: CATEGORIES,
             tlps: TLPS,
         })
@@ -80,7 +99,7 @@ pub async fn declare(
     form: web::Form<Declare>,
 ) -> HttpResponse {
     let result = async {
-        ctx.check_csrf(&form.csrf)?;
+        ctx.check_form(&form.csrf)?;
         let system: Uuid = form.system_id.parse().map_err(|_| {
             Failure::invalid("system_id", ctx.t("incidents.pick_system").into_owned())
         })?;
@@ -168,16 +187,20 @@ pub async fn page(ctx: Ctx, state: web::Data<ConsoleState>, id: web::Path<String
     let result = async {
         let user = ctx.user()?;
         let id = incident_id(&ctx, &id)?;
-        let incident: Incident = state.api.get(&ctx, &format!("/v1/incidents/{id}")).await?;
-        let tasks: Page<Task> = state
-            .api
-            .get(&ctx, &format!("/v1/incidents/{id}/tasks"))
-            .await?;
-        let timeline: Page<TimelineEntry> = state
-            .api
-            .get(&ctx, &format!("/v1/incidents/{id}/timeline?limit=1000"))
-            .await?;
-        let names: HashMap<Uuid, String> = organization_names(&ctx, &state).await?;
+        // The four calls at once: in an incident, a slow service must not
+        // make the page four times slower.
+        let (one, tasks, timeline) = (
+            format!("/v1/incidents/{id}"),
+            format!("/v1/incidents/{id}/tasks"),
+            format!("/v1/incidents/{id}/timeline"),
+        );
+        let (incident, tasks, timeline, names) = futures::try_join!(
+            state.api.get::<Incident>(&ctx, &one),
+            state.api.get::<Page<Task>>(&ctx, &tasks),
+            state.api.get_all::<TimelineEntry>(&ctx, &timeline),
+            organization_names(&ctx, &state),
+        )?;
+        let names: HashMap<Uuid, String> = names;
         let mine = user
             .org
             .filter(|org| incident.affected.iter().any(|a| a.org_id == *org));
@@ -204,7 +227,7 @@ pub async fn page(ctx: Ctx, state: web::Data<ConsoleState>, id: web::Path<String
                     task,
                 })
                 .collect(),
-            timeline: timeline.items,
+            timeline,
             incident,
             may_acknowledge,
             mine,
@@ -230,36 +253,28 @@ pub async fn acknowledge(
     form: web::Form<Acknowledge>,
 ) -> HttpResponse {
     let result = async {
-        ctx.check_csrf(&form.csrf)?;
-        let user = ctx.user()?;
+        let user = ctx.check_form(&form.csrf)?;
         let id = incident_id(&ctx, &id)?;
         let org = user.org.ok_or_else(|| {
             Failure::invalid("org", ctx.t("contacts.no_organization").into_owned())
         })?;
-        let mut cursor: Option<String> = None;
-        let mut found: Option<Notification> = None;
-        for _ in 0..20 {
-            let mut path = format!(
-                "/v1/notifications?org_id={org}&subject=emergency.incident.spread_risk&limit=1000"
-            );
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
-            }
-            let page: Page<Notification> = state.api.get(&ctx, &path).await?;
-            found = page.items.into_iter().find(|n| n.incident_id == Some(id));
-            cursor = page.next;
-            if found.is_some() || cursor.is_none() {
-                break;
-            }
-        }
-        let notification = found.ok_or_else(|| Failure::Refused {
-            status: 409,
-            problem: crate::api::Problem {
-                title: String::new(),
-                detail: ctx.t("incidents.no_alert_yet").into_owned(),
-                field: None,
-            },
-        })?;
+        let notification = state
+            .api
+            .get_all::<Notification>(
+                &ctx,
+                &format!("/v1/notifications?org_id={org}&subject=emergency.incident.spread_risk"),
+            )
+            .await?
+            .into_iter()
+            .find(|n| n.incident_id == Some(id))
+            .ok_or_else(|| Failure::Refused {
+                status: 409,
+                problem: crate::api::Problem {
+                    title: String::new(),
+                    detail: ctx.t("incidents.no_alert_yet").into_owned(),
+                    field: None,
+                },
+            })?;
         if notification.state != "acknowledged" {
             let _: serde_json::Value = state
                 .api

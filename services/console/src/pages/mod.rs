@@ -29,6 +29,9 @@ pub enum Failure {
     Invalid { field: &'static str, detail: String },
     /// The API did not answer.
     Unavailable,
+    /// The API answered something the console does not understand (a
+    /// version mismatch between the console and a service).
+    NotUnderstood,
     /// The session cookie could not be written.
     Session(String),
 }
@@ -96,9 +99,20 @@ pub fn respond(ctx: &Ctx, result: Result<HttpResponse, Failure>) -> HttpResponse
             ctx.t("error.unavailable_detail").into_owned(),
             None,
         ),
+        Failure::NotUnderstood => (
+            502,
+            ctx.t("error.server").into_owned(),
+            ctx.t("error.not_understood").into_owned(),
+            None,
+        ),
         Failure::Session(e) => {
             tracing::error!(target: "renkei::console", error = %e, "session could not be kept");
-            (500, ctx.t("error.server").into_owned(), e, None)
+            (
+                500,
+                ctx.t("error.server").into_owned(),
+                ctx.t("error.session").into_owned(),
+                None,
+            )
         }
     };
     let page = ErrorPage {
@@ -154,7 +168,11 @@ pub fn encode(value: &str) -> String {
 /// Where to go back to after a form: only somewhere in the console.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/console") && !n.starts_with("//") && !n.contains('\\') => {
+        Some(n)
+            if n.starts_with("/console")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             n.to_owned()
         }
         _ => "/console".to_owned(),
@@ -240,8 +258,13 @@ pub async fn platforms(
     ),
     Failure,
 > {
-    let systems: crate::model::Page<crate::model::System> =
-        state.api.get(ctx, "/v1/systems?limit=1000").await?;
+    let systems = crate::model::Page {
+        items: state
+            .api
+            .get_all::<crate::model::System>(ctx, "/v1/systems")
+            .await?,
+        next: None,
+    };
     let mut choices: Vec<PlatformChoice> = Vec::new();
     for s in &systems.items {
         let id = if s.kind == "platform" {
@@ -281,9 +304,11 @@ pub async fn organization_names(
     ctx: &Ctx,
     state: &crate::state::ConsoleState,
 ) -> Result<std::collections::HashMap<uuid::Uuid, String>, Failure> {
-    let orgs: crate::model::Page<crate::model::Organization> =
-        state.api.get(ctx, "/v1/organizations?limit=1000").await?;
-    Ok(orgs.items.into_iter().map(|o| (o.id, o.name)).collect())
+    let orgs = state
+        .api
+        .get_all::<crate::model::Organization>(ctx, "/v1/organizations")
+        .await?;
+    Ok(orgs.into_iter().map(|o| (o.id, o.name)).collect())
 }
 
 /// A name from `names`, or the id when the viewer may not read it.

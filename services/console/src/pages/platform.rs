@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{Failure, PlatformChoice, name_of, ok, organization_names, platforms, respond};
 use crate::graph::{self, Edge, Node, NodeIn};
-use crate::model::{BlastRadius, Link, Page, System};
+use crate::model::{BlastRadius, Link, System};
 use crate::session::Ctx;
 use crate::state::ConsoleState;
 
@@ -93,9 +93,8 @@ pub async fn page(
             Some(p) => {
                 state
                     .api
-                    .get::<Page<Link>>(&ctx, &format!("/v1/links?platform_id={p}&limit=1000"))
+                    .get_all::<Link>(&ctx, &format!("/v1/links?platform_id={p}"))
                     .await?
-                    .items
             }
             None => Vec::new(),
         };

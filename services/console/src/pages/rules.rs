@@ -124,7 +124,7 @@ pub async fn decide(
     form: web::Form<DecisionForm>,
 ) -> HttpResponse {
     let result = async {
-        ctx.check_csrf(&form.csrf)?;
+        ctx.check_form(&form.csrf)?;
         let version: Uuid = version
             .parse()
             .map_err(|_| Failure::invalid("version_id", ctx.t("error.bad_id").into_owned()))?;

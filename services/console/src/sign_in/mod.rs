@@ -10,13 +10,17 @@ use renkei_web::Role;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::model::{Organization, Page};
+use crate::model::Organization;
 use crate::pages::{Failure, ok, respond, safe_next, see_other};
 use crate::session::{Ctx, SignedIn};
 use crate::state::ConsoleState;
 
 /// How long a development sign-in lasts.
 const DEV_SESSION_SECS: u64 = 8 * 3600;
+
+/// The longest access token the session cookie can carry: encrypted and
+/// encoded, a longer one would pass the 4 KB browsers keep per cookie.
+const LONGEST_TOKEN: usize = 2_600;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/sign-in", web::get().to(page))
@@ -42,6 +46,14 @@ pub struct Next {
 
 async fn page(ctx: Ctx, state: web::Data<ConsoleState>, query: web::Query<Next>) -> HttpResponse {
     let next = safe_next(query.next.as_deref());
+    // Only single sign-on, and sent here from a page (an expired session):
+    // straight on to the provider, which signs a known browser in at once.
+    if state.dev_issuer.is_none() && state.oidc.is_some() && query.next.is_some() {
+        return see_other(&format!(
+            "/console/sign-in/oidc?next={}",
+            crate::pages::encode(&next)
+        ));
+    }
     let organizations = match &state.dev_issuer {
         Some(issuer) => dev_organizations(&state, &ctx, issuer).await,
         None => Vec::new(),
@@ -75,10 +87,10 @@ async fn dev_organizations(
     });
     match state
         .api
-        .get::<Page<Organization>>(&viewer, "/v1/organizations?limit=1000")
+        .get_all::<Organization>(&viewer, "/v1/organizations")
         .await
     {
-        Ok(page) => page.items,
+        Ok(items) => items,
         Err(e) => {
             tracing::warn!(target: "renkei::console", error = ?e, "organisations for the sign-in page could not be read");
             Vec::new()
@@ -153,6 +165,21 @@ pub async fn signed_in(
     token: String,
     lifetime_secs: u64,
 ) -> Result<SignedIn, Failure> {
+    if token.len() > LONGEST_TOKEN {
+        tracing::error!(
+            target: "renkei::console",
+            length = token.len(),
+            "the identity provider's access token is too long for the session cookie"
+        );
+        return Err(Failure::Refused {
+            status: 400,
+            problem: crate::api::Problem {
+                title: String::new(),
+                detail: ctx.t("sign_in.token_too_long").into_owned(),
+                field: None,
+            },
+        });
+    }
     let identity = state
         .verifier
         .verify(&token)

@@ -202,9 +202,12 @@ pub async fn finish(
         let id_token = tokens
             .id_token()
             .ok_or_else(|| unavailable("the provider sent no ID token"))?;
-        id_token
-            .claims(&client.id_token_verifier(), &Nonce::new(pending.nonce))
-            .map_err(|e| Failure::invalid("id_token", e.to_string()))?;
+        if let Err(e) = id_token.claims(&client.id_token_verifier(), &Nonce::new(pending.nonce)) {
+            // The provider may have rotated its keys: discover them again
+            // for the next sign-in.
+            provider.forget_metadata().await;
+            return Err(Failure::invalid("id_token", e.to_string()));
+        }
         let lifetime = tokens.expires_in().map_or(300, |d| d.as_secs().max(1));
         let access = tokens.access_token().secret().clone();
         let user = super::signed_in(&ctx, &state, access, lifetime).await?;
