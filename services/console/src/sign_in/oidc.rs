@@ -7,8 +7,9 @@
 use actix_web::{HttpResponse, web};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse as _,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
@@ -69,6 +70,30 @@ impl Provider {
         Ok(discovered)
     }
 
+    /// This console as the provider's client, its endpoints discovered.
+    async fn client(
+        &self,
+    ) -> Result<
+        CoreClient<
+            EndpointSet,
+            EndpointNotSet,
+            EndpointNotSet,
+            EndpointNotSet,
+            EndpointMaybeSet,
+            EndpointMaybeSet,
+        >,
+        Failure,
+    > {
+        let metadata = self.metadata().await.map_err(unavailable)?;
+        let secret = self.client_secret.expose_secret();
+        Ok(CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.client_id.clone()),
+            (!secret.is_empty()).then(|| ClientSecret::new(secret.to_owned())),
+        )
+        .set_redirect_uri(RedirectUrl::new(self.redirect_url.clone()).map_err(unavailable)?))
+    }
+
     async fn forget_metadata(&self) {
         *self.metadata.write().await = None;
     }
@@ -95,13 +120,7 @@ pub async fn begin(
         let provider = state.oidc.as_ref().ok_or_else(|| {
             Failure::invalid("sign_in", ctx.t("sign_in.sso_disabled").into_owned())
         })?;
-        let metadata = provider.metadata().await.map_err(unavailable)?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(provider.client_id.clone()),
-            client_secret(provider),
-        )
-        .set_redirect_uri(RedirectUrl::new(provider.redirect_url.clone()).map_err(unavailable)?);
+        let client = provider.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -127,11 +146,6 @@ pub async fn begin(
     }
     .await;
     respond(&ctx, result)
-}
-
-fn client_secret(provider: &Provider) -> Option<ClientSecret> {
-    let secret = provider.client_secret.expose_secret();
-    (!secret.is_empty()).then(|| ClientSecret::new(secret.to_owned()))
 }
 
 #[derive(Deserialize)]
@@ -178,13 +192,7 @@ pub async fn finish(
             .code
             .clone()
             .ok_or_else(|| Failure::invalid("code", ctx.t("sign_in.no_code").into_owned()))?;
-        let metadata = provider.metadata().await.map_err(unavailable)?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(provider.client_id.clone()),
-            client_secret(provider),
-        )
-        .set_redirect_uri(RedirectUrl::new(provider.redirect_url.clone()).map_err(unavailable)?);
+        let client = provider.client().await?;
         let exchange = client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(unavailable)?
