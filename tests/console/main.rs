@@ -296,6 +296,24 @@ async fn a_manager_keeps_their_contacts_and_escalation_policy_and_cannot_open_an
         "{saved}"
     );
     b.shot("policy").await;
+    // The first contact leaves the organisation: removed, and gone from
+    // the API too.
+    b.submit("button[aria-label='Remove: Agency A CSIRT']")
+        .await;
+    assert!(!b.text("#contacts").await.contains("Agency A CSIRT"));
+    let (_, left) = w
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/contacts?org_id={}", a.id),
+            &manager,
+            None,
+        )
+        .await;
+    let names: Vec<&str> = left["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["Yamada Hanako"], "{left}");
 
     b.open(&format!("/console/organizations/{}/contacts", b_org.id))
         .await;
