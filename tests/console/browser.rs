@@ -195,6 +195,25 @@ impl Browser {
         }
     }
 
+    /// Waits, without reloading, for the page's own refresh to show
+    /// `wanted` in `css`.
+    pub async fn wait_live(&self, css: &str, wanted: &str, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Ok(el) = self.driver.find(By::Css(css)).await
+                && let Ok(text) = el.text().await
+                && text.contains(wanted)
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "`{css}` did not turn to `{wanted}` by itself within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     pub async fn quit(self) {
         let _ = self.driver.clone().quit().await;
     }

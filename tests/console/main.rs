@@ -203,6 +203,20 @@ async fn a_manager_of_an_affected_organisation_sees_the_alert_and_acknowledges_i
     );
     b.shot("acknowledged").await;
 
+    // The open page follows the incident by itself: the operator triages
+    // it, and the status changes with no reload.
+    let (status, body) = w
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/incidents/{incident}/status"),
+            &w.operator,
+            Some(serde_json::json!({"to": "triaged", "reason": "Scope confirmed by the operator"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    b.wait_live("#status", "Triaged", Duration::from_secs(30))
+        .await;
+
     // The API agrees, and only B was alerted.
     let (_, view) = w
         .call(
@@ -592,13 +606,21 @@ async fn a_form_posted_without_its_token_is_refused_and_changes_nothing() {
         ("category", "volcano"),
         ("severity", "2"),
         ("tlp", "amber"),
-        ("summary", "x"),
+        ("summary", "Ransomware on the file server since 02:40"),
     ];
     let answer = v.post("/console/incidents", &declare).await;
     assert_eq!(answer.status, 400, "{}", answer.body);
     assert!(
         answer.body.contains(">category<"),
         "the API's field is shown: {}",
+        answer.body
+    );
+    assert!(
+        answer
+            .body
+            .contains(">Ransomware on the file server since 02:40</textarea>")
+            && answer.body.contains("aria-invalid"),
+        "the refused form keeps what was typed and marks the field: {}",
         answer.body
     );
     let answer = v

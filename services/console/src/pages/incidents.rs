@@ -28,6 +28,45 @@ struct ListPage<'a> {
     systems: Vec<System>,
     categories: [&'static str; 6],
     tlps: [&'static str; 5],
+    /// The declare form's values: empty, or what was sent when it was
+    /// refused (nothing typed at 3 a.m. is lost).
+    draft: Declare,
+    /// Why the declare form was refused: the field and the reason.
+    problem: Option<(String, String)>,
+}
+
+impl ListPage<'_> {
+    /// Whether the refusal named `field` (for `aria-invalid`).
+    fn invalid(&self, field: &str) -> bool {
+        self.problem.as_ref().is_some_and(|(f, _)| f == field)
+    }
+}
+
+async fn list_page<'a>(
+    ctx: &'a Ctx,
+    state: &ConsoleState,
+    cursor: Option<&str>,
+    draft: Declare,
+    problem: Option<(String, String)>,
+) -> Result<ListPage<'a>, Failure> {
+    let path = match cursor.filter(|c| !c.is_empty()) {
+        Some(c) => format!("/v1/incidents?limit=50&cursor={}", super::encode(c)),
+        None => "/v1/incidents?limit=50".to_owned(),
+    };
+    let (incidents, systems) = futures::try_join!(
+        state.api.get::<Page<Incident>>(ctx, &path),
+        state.api.get_all::<System>(ctx, "/v1/systems"),
+    )?;
+    Ok(ListPage {
+        ctx,
+        incidents: incidents.items,
+        next: incidents.next,
+        systems,
+        categories: CATEGORIES,
+        tlps: TLPS,
+        draft,
+        problem,
+    })
 }
 
 #[derive(Deserialize)]
@@ -43,22 +82,14 @@ pub async fn list(
 ) -> HttpResponse {
     let result = async {
         ctx.user()?;
-        let path = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-            Some(c) => format!("/v1/incidents?limit=50&cursor={}", super::encode(c)),
-            None => "/v1/incidents?limit=50".to_owned(),
-        };
-        let (incidents, systems) = futures::try_join!(
-            state.api.get::<Page<Incident>>(&ctx, &path),
-            state.api.get_all::<System>(&ctx, "/v1/systems"),
-        )?;
-        ok(ListPage {
-            ctx: &ctx,
-            incidents: incidents.items,
-            next: incidents.next,
-            systems,
-            categories: CATEGORIES,
-            tlps: TLPS,
-        })
+        ok(list_page(
+            &ctx,
+            &state,
+            query.cursor.as_deref(),
+            Declare::default(),
+            None,
+        )
+        .await?)
     }
     .await;
     respond(&ctx, result)
@@ -83,6 +114,21 @@ pub struct Declare {
     detected_at: String,
 }
 
+impl Default for Declare {
+    /// The form as it first shows: malware, severity 2, TLP:AMBER.
+    fn default() -> Declare {
+        Declare {
+            csrf: String::new(),
+            system_id: String::new(),
+            category: "malware".into(),
+            severity: "2".into(),
+            tlp: "amber".into(),
+            summary: String::new(),
+            detected_at: String::new(),
+        }
+    }
+}
+
 /// A local `datetime-local` value in `tz`, as UTC.
 pub fn local_time(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     let naive = chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
@@ -98,39 +144,64 @@ pub async fn declare(
     state: web::Data<ConsoleState>,
     form: web::Form<Declare>,
 ) -> HttpResponse {
-    let result = async {
-        ctx.check_form(&form.csrf)?;
-        let system: Uuid = form.system_id.parse().map_err(|_| {
-            Failure::invalid("system_id", ctx.t("incidents.pick_system").into_owned())
-        })?;
-        let severity: i64 = form.severity.parse().map_err(|_| {
-            Failure::invalid("severity", ctx.t("incidents.bad_severity").into_owned())
-        })?;
-        let detected_at = match form.detected_at.trim() {
-            "" => Utc::now(),
-            raw => local_time(raw, ctx.tz).ok_or_else(|| {
-                Failure::invalid("detected_at", ctx.t("incidents.bad_time").into_owned())
-            })?,
-        };
-        let body = serde_json::json!({
-            "system_id": system,
-            "category": form.category,
-            "severity": severity,
-            "tlp": form.tlp,
-            "summary": form.summary.trim(),
-            "detected_at": detected_at,
-        });
-        let created: serde_json::Value = state
-            .api
-            .send(&ctx, reqwest::Method::POST, "/v1/incidents", &body)
-            .await?;
-        match created["id"].as_str() {
-            Some(id) => Ok(see_other(&format!("/console/incidents/{id}"))),
-            None => Ok(see_other("/console/incidents")),
+    let form = form.into_inner();
+    let refused = match send_declaration(&ctx, &state, &form).await {
+        Ok(created) => return created,
+        // The form again, with what was typed and the reason by its field.
+        Err(Failure::Invalid { field, detail }) => Some((400, field.to_owned(), detail)),
+        Err(Failure::Refused { status, problem }) if matches!(status, 400 | 422) => {
+            Some((status, problem.field.unwrap_or_default(), problem.detail))
         }
+        Err(other) => return respond(&ctx, Err(other)),
+    };
+    let Some((status, field, detail)) = refused else {
+        return respond(&ctx, Err(Failure::Unavailable));
+    };
+    let page = list_page(&ctx, &state, None, form, Some((field, detail))).await;
+    let status = actix_web::http::StatusCode::from_u16(status)
+        .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+    match page {
+        Ok(page) => super::html(status, page.render()),
+        Err(failure) => respond(&ctx, Err(failure)),
     }
-    .await;
-    respond(&ctx, result)
+}
+
+async fn send_declaration(
+    ctx: &Ctx,
+    state: &ConsoleState,
+    form: &Declare,
+) -> Result<HttpResponse, Failure> {
+    ctx.check_form(&form.csrf)?;
+    let system: Uuid = form
+        .system_id
+        .parse()
+        .map_err(|_| Failure::invalid("system_id", ctx.t("incidents.pick_system").into_owned()))?;
+    let severity: i64 = form
+        .severity
+        .parse()
+        .map_err(|_| Failure::invalid("severity", ctx.t("incidents.bad_severity").into_owned()))?;
+    let detected_at = match form.detected_at.trim() {
+        "" => Utc::now(),
+        raw => local_time(raw, ctx.tz).ok_or_else(|| {
+            Failure::invalid("detected_at", ctx.t("incidents.bad_time").into_owned())
+        })?,
+    };
+    let body = serde_json::json!({
+        "system_id": system,
+        "category": form.category,
+        "severity": severity,
+        "tlp": form.tlp,
+        "summary": form.summary.trim(),
+        "detected_at": detected_at,
+    });
+    let created: serde_json::Value = state
+        .api
+        .send(ctx, reqwest::Method::POST, "/v1/incidents", &body)
+        .await?;
+    match created["id"].as_str() {
+        Some(id) => Ok(see_other(&format!("/console/incidents/{id}"))),
+        None => Ok(see_other("/console/incidents")),
+    }
 }
 
 pub struct TaskRow {
