@@ -56,8 +56,7 @@ async fn sign_out(b: &Browser) {
 async fn unlabelled_controls(b: &Browser) -> Vec<String> {
     let script = r#"
         return Array.from(document.querySelectorAll('input, select, textarea'))
-          .filter(e => e.type !== 'hidden' && e.type !== 'radio' || (e.type === 'radio' && !e.labels.length))
-          .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && e.type !== 'hidden')
+          .filter(e => e.type !== 'hidden' && !e.labels.length && !e.getAttribute('aria-label'))
           .map(e => e.outerHTML);"#;
     let answer = b.driver.execute(script, vec![]).await.expect("script");
     serde_json::from_value(answer.json().clone()).expect("a list of controls")

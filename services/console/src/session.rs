@@ -241,7 +241,7 @@ fn ctx(req: &HttpRequest, payload: &mut Payload) -> Result<Ctx, actix_web::Error
             token
         }
     };
-    let now = jsonwebtoken_now();
+    let now = now_secs();
     let user = session
         .get::<SignedIn>(USER)
         .ok()
@@ -281,7 +281,8 @@ fn ctx(req: &HttpRequest, payload: &mut Payload) -> Result<Ctx, actix_web::Error
     })
 }
 
-fn jsonwebtoken_now() -> u64 {
+/// Seconds since the epoch, as session lifetimes are kept.
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -165,11 +165,16 @@ pub async fn page(
         // Drills are the platform operator's: others see none.
         let drills: Page<Drill> = state.api.get(&ctx, "/v1/drills?limit=5").await?;
         let mut rows = Vec::new();
-        for drill in drills.items.iter().take(5) {
-            let detail: Drill = state
-                .api
-                .get(&ctx, &format!("/v1/drills/{}", drill.id))
+        let paths: Vec<String> = drills
+            .items
+            .iter()
+            .take(5)
+            .map(|d| format!("/v1/drills/{}", d.id))
+            .collect();
+        let details =
+            futures::future::try_join_all(paths.iter().map(|p| state.api.get::<Drill>(&ctx, p)))
                 .await?;
+        for detail in details {
             for run in detail.report.unwrap_or_default() {
                 if let Some(outcome) = run.organizations.into_iter().find(|o| o.org_id == org) {
                     rows.push(DrillRow {

@@ -6,18 +6,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{PlatformChoice, name_of, ok, organization_names, platforms, respond};
 use crate::model::{Control, Gaps, Matrix, Page};
 use crate::session::Ctx;
 use crate::state::ConsoleState;
-
-#[derive(Deserialize)]
-pub struct Query {
-    platform: Option<String>,
-}
 
 pub struct Row {
     pub control: Control,
@@ -53,7 +47,7 @@ fn letter(role: &str) -> &'static str {
 pub async fn page(
     ctx: Ctx,
     state: web::Data<ConsoleState>,
-    query: web::Query<Query>,
+    query: web::Query<super::PlatformQuery>,
 ) -> HttpResponse {
     let result = async {
         ctx.user()?;

@@ -236,6 +236,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// `?platform=` of the pages that show one platform.
+#[derive(serde::Deserialize)]
+pub struct PlatformQuery {
+    pub platform: Option<String>,
+}
+
 /// A platform the viewer can see (its own system, or one of its linked
 /// systems sits on it).
 pub struct PlatformChoice {
@@ -309,6 +315,31 @@ pub async fn organization_names(
         .get_all::<crate::model::Organization>(ctx, "/v1/organizations")
         .await?;
     Ok(orgs.into_iter().map(|o| (o.id, o.name)).collect())
+}
+
+/// The names of just `ids` (a page showing a few organisations, such as
+/// the incident page its browsers refresh every 10 s, need not read them
+/// all); an organisation the viewer may not read keeps its id.
+pub async fn names_of(
+    ctx: &Ctx,
+    state: &crate::state::ConsoleState,
+    ids: impl IntoIterator<Item = uuid::Uuid>,
+) -> std::collections::HashMap<uuid::Uuid, String> {
+    let ids: std::collections::BTreeSet<uuid::Uuid> = ids.into_iter().collect();
+    let paths: Vec<String> = ids
+        .iter()
+        .map(|id| format!("/v1/organizations/{id}"))
+        .collect();
+    futures::future::join_all(
+        paths
+            .iter()
+            .map(|p| state.api.get::<crate::model::Organization>(ctx, p)),
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .map(|o| (o.id, o.name))
+    .collect()
 }
 
 /// A name from `names`, or the id when the viewer may not read it.

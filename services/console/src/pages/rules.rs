@@ -15,11 +15,6 @@ use crate::model::{Consensus, Page, Party, RulesVersion};
 use crate::session::Ctx;
 use crate::state::ConsoleState;
 
-#[derive(Deserialize)]
-pub struct Query {
-    platform: Option<String>,
-}
-
 pub struct BoardRow {
     pub name: String,
     pub party: Party,
@@ -44,7 +39,7 @@ struct RulesPage<'a> {
 pub async fn page(
     ctx: Ctx,
     state: web::Data<ConsoleState>,
-    query: web::Query<Query>,
+    query: web::Query<super::PlatformQuery>,
 ) -> HttpResponse {
     let result = async {
         let user = ctx.user()?;

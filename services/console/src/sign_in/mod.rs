@@ -202,9 +202,7 @@ pub async fn signed_in(
             },
         });
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::session::now_secs();
     let mut user = SignedIn {
         token,
         sub: identity.sub,
