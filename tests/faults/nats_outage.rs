@@ -181,8 +181,12 @@ async fn incidents_declared_through_a_nats_outage_exist_once_and_alert_everyone_
         .filter(|d| d.answered < back)
         .map(|d| d.id)
         .collect();
+    // Enough that the drain is timed over a real backlog. Not "every
+    // declaration of the outage": the clients' pace depends on the load
+    // beside this test (the other fault tests run in parallel), and CI once
+    // saw 351 answered before the restart where a quiet machine sees 750.
     assert!(
-        owed.len() >= PER_SECOND as usize * OUTAGE.as_secs() as usize,
+        owed.len() >= PER_SECOND as usize * 2,
         "the outage left alerts owed (only {} incidents declared before NATS came back)",
         owed.len()
     );
